@@ -1,0 +1,118 @@
+"""Guards: pure, named predicates over measured facts.
+
+Steps measure (statvfs, the proxy file, clocks) into :class:`Facts`; guards
+only decide, and every decision carries its evidence (inputs, threshold,
+outcome, the error a refusal means) so the transition log can show why the
+pilot took another job or stopped. Tests feed guards plain numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+from fsm_pilot.errors import PilotError
+
+GB = 1000**3
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the pilot measured just before deciding whether to take a job."""
+
+    elapsed: float  #: seconds since the pilot started
+    free_bytes: int  #: free space in the pilot dir's file system
+    lifetime_left: float  #: seconds until the pilot's walltime (maxtime or -l) ends
+    jobs_run: int  #: jobs taken so far by this pilot
+    timefloor: float  #: queuedata timefloor, in seconds (0 = one job only)
+    credential: str  #: "x509", "token", "none", or "skipped" (-t)
+    credential_seconds_left: float | None  #: None when skipped or without expiry
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits the guards compare against; defaults are Pilot 3's."""
+
+    min_free_bytes: int = 2 * GB
+    #: 72 h at start, less Pilot 3's 20 min grace.
+    proxy_start_seconds: float = 72 * 3600 - 20 * 60
+    #: before each later job: what a running job needs at least.
+    proxy_job_seconds: float = 3600
+    #: the pilot stops this long before its walltime ends (REACHEDMAXTIME grace).
+    lifetime_margin_seconds: float = 180
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One guard evaluation, as recorded in the transition log."""
+
+    guard: str
+    allowed: bool
+    inputs: Mapping[str, object]
+    threshold: object
+    error: PilotError | None = None
+
+    def as_record(self) -> dict[str, object]:
+        """The decision as a JSON-ready dict."""
+        record = asdict(self)
+        record["inputs"] = dict(self.inputs)
+        record["error"] = int(self.error) if self.error is not None else None
+        return record
+
+
+def disk_space(facts: Facts, limits: Thresholds) -> Decision:
+    """Enough free disk for a new job (Pilot 3: 2 GB before each getJob)."""
+    ok = facts.free_bytes >= limits.min_free_bytes
+    return Decision("disk_space", ok, {"free_bytes": facts.free_bytes}, limits.min_free_bytes,
+                    None if ok else PilotError.NOLOCALSPACE)
+
+
+def proxy_lifetime(facts: Facts, limits: Thresholds) -> Decision:
+    """The credential outlives what the next job needs (skipped with -t)."""
+    first = facts.jobs_run == 0
+    threshold = limits.proxy_start_seconds if first else limits.proxy_job_seconds
+    inputs = {"credential": facts.credential, "seconds_left": facts.credential_seconds_left}
+    if facts.credential == "skipped":
+        return Decision("proxy_lifetime", True, inputs, threshold)
+    if facts.credential == "none":
+        return Decision("proxy_lifetime", False, inputs, threshold, PilotError.NOPROXY)
+    left = facts.credential_seconds_left
+    if left is None:  # a token without expiry
+        return Decision("proxy_lifetime", True, inputs, threshold)
+    if left <= 0:
+        return Decision("proxy_lifetime", False, inputs, threshold, PilotError.CERTIFICATEHASEXPIRED)
+    ok = left >= threshold
+    return Decision("proxy_lifetime", ok, inputs, threshold, None if ok else PilotError.PROXYTOOSHORT)
+
+
+def pilot_lifetime(facts: Facts, limits: Thresholds) -> Decision:
+    """Time is left for a job before the pilot must stop (normal end, not an error)."""
+    ok = facts.lifetime_left > limits.lifetime_margin_seconds
+    return Decision("pilot_lifetime", ok, {"lifetime_left": round(facts.lifetime_left, 3)},
+                    limits.lifetime_margin_seconds)
+
+
+def timefloor(facts: Facts, limits: Thresholds) -> Decision:
+    """Take another job only while the pilot has run less than the queue's timefloor."""
+    inputs = {"elapsed": round(facts.elapsed, 3), "jobs_run": facts.jobs_run}
+    ok = facts.jobs_run == 0 or facts.elapsed < facts.timefloor
+    return Decision("timefloor", ok, inputs, facts.timefloor)
+
+
+Guard = Callable[[Facts, Thresholds], Decision]
+
+#: Every guard the machine may name, by name.
+GUARDS: dict[str, Guard] = {
+    "disk_space": disk_space,
+    "proxy_lifetime": proxy_lifetime,
+    "pilot_lifetime": pilot_lifetime,
+    "timefloor": timefloor,
+}
+
+#: Where each guard's threshold comes from, for the operator documentation.
+GUARD_SOURCES: dict[str, str] = {
+    "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",
+    "proxy_lifetime": "72 h - 20 min before the first job, 1 h before later ones; skipped with -t",
+    "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s",
+    "timefloor": "queuedata timefloor (minutes); 0 = one job only",
+}

@@ -1,0 +1,69 @@
+"""Each guard at, below and above its threshold, from plain numbers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from fsm_pilot.errors import PilotError
+from fsm_pilot.guards import Facts, Thresholds, disk_space, pilot_lifetime, proxy_lifetime, timefloor
+
+LIMITS = Thresholds(min_free_bytes=1000, proxy_start_seconds=7200, proxy_job_seconds=3600,
+                    lifetime_margin_seconds=180)
+BASE = Facts(elapsed=100.0, free_bytes=5000, lifetime_left=5000.0, jobs_run=0, timefloor=600.0,
+             credential="x509", credential_seconds_left=10_000.0)
+
+
+@pytest.mark.parametrize(("free", "allowed"), [(999, False), (1000, True), (1001, True)])
+def test_disk_space(free: int, allowed: bool) -> None:
+    decision = disk_space(replace(BASE, free_bytes=free), LIMITS)
+    assert decision.allowed is allowed
+    assert decision.error == (None if allowed else PilotError.NOLOCALSPACE)
+    assert (decision.inputs, decision.threshold) == ({"free_bytes": free}, 1000)
+
+
+@pytest.mark.parametrize(("jobs_run", "left", "allowed"), [
+    (0, 7199.0, False), (0, 7200.0, True), (0, 7201.0, True),
+    (1, 3599.0, False), (1, 3600.0, True), (1, 3601.0, True),
+])
+def test_proxy_lifetime_threshold_depends_on_first_job(jobs_run: int, left: float, allowed: bool) -> None:
+    decision = proxy_lifetime(replace(BASE, jobs_run=jobs_run, credential_seconds_left=left), LIMITS)
+    assert decision.allowed is allowed
+    assert decision.error == (None if allowed else PilotError.PROXYTOOSHORT)
+    assert decision.threshold == (7200 if jobs_run == 0 else 3600)
+
+
+@pytest.mark.parametrize(("credential", "left", "allowed", "error"), [
+    ("skipped", None, True, None),
+    ("none", None, False, PilotError.NOPROXY),
+    ("token", None, True, None),
+    ("x509", 0.0, False, PilotError.CERTIFICATEHASEXPIRED),
+    ("x509", -5.0, False, PilotError.CERTIFICATEHASEXPIRED),
+])
+def test_proxy_lifetime_special_cases(credential: str, left: float | None, allowed: bool,
+                                      error: PilotError | None) -> None:
+    decision = proxy_lifetime(replace(BASE, credential=credential, credential_seconds_left=left), LIMITS)
+    assert (decision.allowed, decision.error) == (allowed, error)
+
+
+@pytest.mark.parametrize(("left", "allowed"), [(179.0, False), (180.0, False), (181.0, True)])
+def test_pilot_lifetime(left: float, allowed: bool) -> None:
+    decision = pilot_lifetime(replace(BASE, lifetime_left=left), LIMITS)
+    assert (decision.allowed, decision.error) == (allowed, None)
+
+
+@pytest.mark.parametrize(("elapsed", "allowed"), [(599.0, True), (600.0, False), (601.0, False)])
+def test_timefloor_after_a_job(elapsed: float, allowed: bool) -> None:
+    assert timefloor(replace(BASE, jobs_run=1, elapsed=elapsed), LIMITS).allowed is allowed
+
+
+def test_timefloor_never_refuses_the_first_job_and_zero_means_one_job() -> None:
+    assert timefloor(replace(BASE, jobs_run=0, timefloor=0.0, elapsed=50.0), LIMITS).allowed
+    assert not timefloor(replace(BASE, jobs_run=1, timefloor=0.0, elapsed=0.001), LIMITS).allowed
+
+
+def test_decision_record_is_json_ready() -> None:
+    record = disk_space(replace(BASE, free_bytes=1), LIMITS).as_record()
+    assert record == {"guard": "disk_space", "allowed": False, "inputs": {"free_bytes": 1},
+                      "threshold": 1000, "error": 1098}
