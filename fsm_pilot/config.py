@@ -1,0 +1,116 @@
+"""Settings, resolved in one precedence order: CLI > environment > queuedata > defaults.
+
+Each tunable is one row of :data:`OPTIONS`; the resolved value remembers
+where it came from, and the pilot logs that, so an operator never has to
+guess which of four places set a limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fsm_pilot.errors import PilotError, PilotFailure
+
+
+def _minutes(value: Any) -> float:
+    return float(value) * 60.0
+
+
+def _positive_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if number > 0 else None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A tunable: its environment variable, its queuedata key, its default."""
+
+    name: str
+    env: str
+    default: float
+    doc: str
+    queuedata_key: str | None = None
+    #: converts the queuedata value; None from it means "not set there".
+    from_queuedata: Callable[[Any], float | None] = _positive_or_none
+    #: the command-line flags (default: ``--<name with dashes>``).
+    flags: tuple[str, ...] = ()
+    #: how the queuedata column of the README shows it (default: the key).
+    queuedata_doc: str = ""
+
+    @property
+    def cli(self) -> tuple[str, ...]:
+        """The flags ``fsm-pilot run`` accepts for this setting."""
+        return self.flags or ("--" + self.name.replace("_", "-"),)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("lifetime", "FSM_PILOT_LIFETIME", 324000.0, "pilot walltime, s", "maxtime",
+           flags=("-l", "--lifetime"), queuedata_doc="maxtime (s; 0 = not set)"),
+    Option("timefloor", "FSM_PILOT_TIMEFLOOR", 0.0,
+           "take another job while the pilot has run less than this, s (0 = one job)",
+           "timefloor", _minutes, queuedata_doc="timefloor (minutes)"),
+    Option("kill_grace", "FSM_PILOT_KILL_GRACE", 10.0, "SIGTERM to SIGKILL grace for the payload, s"),
+    Option("signal_grace", "FSM_PILOT_SIGNAL_GRACE", 0.5,
+           "grace for the payload when the pilot itself is told to stop, s"),
+    Option("min_free_disk", "FSM_PILOT_MIN_FREE_DISK", 2e9, "free bytes needed before each job"),
+)
+OPTION_NAMES = frozenset(o.name for o in OPTIONS)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A setting's value and the layer it came from."""
+
+    value: float
+    source: str  # "cli", "env", "queuedata" or "default"
+
+
+def _from_env(option: Option, env: Mapping[str, str]) -> float | None:
+    raw = env.get(option.env)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise PilotFailure(PilotError.GENERALERROR,
+                           f"environment variable {option.env}={raw!r} is not a number") from None
+
+
+def _from_queuedata(option: Option, queuedata: Mapping[str, Any]) -> float | None:
+    key = option.queuedata_key
+    if key is None or queuedata.get(key) in (None, ""):
+        return None
+    try:
+        return option.from_queuedata(queuedata[key])
+    except (TypeError, ValueError):
+        raise PilotFailure(PilotError.QUEUEDATANOTOK,
+                           f"queuedata {key}={queuedata[key]!r} is not a number") from None
+
+
+def resolve(cli: Mapping[str, float | None], env: Mapping[str, str],
+            queuedata: Mapping[str, Any]) -> dict[str, Resolved]:
+    """Every option's value, first found in CLI, environment, queuedata, default."""
+    result = {}
+    for option in OPTIONS:
+        layers = (
+            ("cli", cli.get(option.name)),
+            ("env", _from_env(option, env)),
+            ("queuedata", _from_queuedata(option, queuedata)),
+            ("default", option.default),
+        )
+        source, value = next((s, v) for s, v in layers if v is not None)
+        result[option.name] = Resolved(float(value), source)
+    return result
+
+
+def precedence_markdown() -> str:
+    """The options table for the README."""
+    rows = ["| setting | CLI | environment | queuedata | default | meaning |", "|---|---|---|---|---|---|"]
+    for o in OPTIONS:
+        flags = ", ".join(f"`{f}`" for f in o.cli)
+        default = int(o.default) if o.default.is_integer() else o.default
+        queuedata = o.queuedata_doc or o.queuedata_key or ""
+        rows.append(f"| {o.name} | {flags} | `{o.env}` | {queuedata} | {default} | {o.doc} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,117 @@
+"""The pilot's explicit state data, handed to every step (gen_statem's "Data").
+
+Steps read and update it; nothing lives in globals or environment variables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsm_pilot.errors import PilotError
+from fsm_pilot.exitcodes import Reason
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+    from fsm_pilot.config import Resolved
+    from fsm_pilot.guards import Decision, Facts, Thresholds
+    from fsm_pilot.job import Job, JobIdentity
+    from fsm_pilot.signals import SignalState
+    from fsm_pilot.translog import TransitionLog
+
+#: Trigger names a step may return, with the reason for it.
+Outcome = tuple[str, Reason]
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """What the command line said, after parsing (the CLI layer of the settings)."""
+
+    queue: str
+    workdir: Path
+    launch_dir: Path
+    job_label: str = "ptest"
+    queuedata_url: str | None = None
+    storagedata_url: str | None = None
+    job_file: Path | None = None
+    harvester_workdir: Path | None = None
+    no_proxy_check: bool = False
+    no_cvmfs_check: bool = False
+    no_server_update: bool = False
+    debug: bool = False
+    version_tag: str = "PR"
+    settings: dict[str, float | None] = field(default_factory=dict)
+    ignored: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobRun:
+    """A job the pilot holds, from GETJOB until its final report is written."""
+
+    identity: JobIdentity
+    record: dict[str, object]
+    job: Job | None = None
+    workdir: Path | None = None
+    state: str = "starting"
+    error: PilotError | None = None
+    diag: str = ""
+    trans_exit_code: int | None = None
+    rejected: bool = False
+    start_time: float = field(default_factory=time.time)
+    end_time: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    xml: dict[str, dict[str, object]] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    reported: bool = False
+
+    @property
+    def panda_id(self) -> int:
+        """The job's PandaID."""
+        return self.identity.panda_id
+
+    def fail(self, error: PilotError, diag: str) -> None:
+        """Mark the job failed; PanDA wants only the first error, so later ones are ignored."""
+        self.state = "failed"
+        if self.error is None:
+            self.error = error
+            self.diag = diag[:500]
+
+
+@dataclass
+class Context:
+    """Everything the steps share: settings, clocks, queue, node, the held job."""
+
+    args: RunArgs
+    env: dict[str, str]
+    log: FilteringBoundLogger
+    translog: TransitionLog
+    signals: SignalState
+    settings: dict[str, Resolved]
+    pilot_id: str
+    start_wall: float = field(default_factory=time.time)
+    start_mono: float = field(default_factory=time.monotonic)
+    pilot_dir: Path | None = None
+    queuedata: dict[str, Any] = field(default_factory=dict)
+    storagedata: dict[str, Any] = field(default_factory=dict)
+    node: Any = None
+    rlimit_as: int | None = None
+    thresholds: Thresholds | None = None
+    facts: Facts | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    job: JobRun | None = None
+    jobs_run: list[int] = field(default_factory=list)
+    taken: set[int] = field(default_factory=set)
+    #: the trigger and reason that brought the pilot into its current state
+    arrived_by: Outcome | None = None
+
+    def setting(self, name: str) -> float:
+        """A resolved setting's value."""
+        return self.settings[name].value
+
+    def elapsed(self) -> float:
+        """Seconds since the pilot started (monotonic)."""
+        return time.monotonic() - self.start_mono

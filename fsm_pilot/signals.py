@@ -1,0 +1,84 @@
+"""Signals are data: the handler records them, the driver acts on them.
+
+The handler only stores the signal number; ``signal.set_wakeup_fd`` writes a
+byte to a pipe that every blocking wait (the payload watch, a backoff sleep)
+selects on, so a signal wakes whoever waits without threads. No trigger is
+ever fired from a handler: queued ``transitions`` machines drop events when a
+callback raises, and a LockedMachine can deadlock inside a handler.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+from dataclasses import dataclass, field
+from types import FrameType
+
+#: The signals a batch system or wrapper uses to stop a pilot.
+HANDLED = ("SIGINT", "SIGQUIT", "SIGBUS", "SIGUSR1", "SIGSEGV", "SIGTERM", "SIGXCPU")
+
+
+@dataclass
+class SignalState:
+    """Signals received so far; ``wakeup_fd`` becomes readable when one arrives."""
+
+    received: list[int] = field(default_factory=list)
+    wakeup_fd: int = -1
+    _write_fd: int = -1
+    _handled: int = 0
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        """Record the signal; async-signal-safe enough: one list append."""
+        self.received.append(signum)
+
+    @property
+    def first(self) -> int | None:
+        """The first signal received, which decides the job's error code and the exit code."""
+        return self.received[0] if self.received else None
+
+    def has_new(self) -> bool:
+        """A signal arrived that the driver has not acted on yet."""
+        return self._handled < len(self.received)
+
+    def take_new(self) -> int | None:
+        """A signal not yet acted on (each one once), or None."""
+        if self._handled < len(self.received):
+            self._handled = len(self.received)
+            return self.received[-1]
+        return None
+
+    def drain(self) -> None:
+        """Empty the wakeup pipe so later waits block again."""
+        if self.wakeup_fd < 0:
+            return
+        while select.select([self.wakeup_fd], [], [], 0)[0]:
+            try:
+                if not os.read(self.wakeup_fd, 512):
+                    return
+            except BlockingIOError:
+                return
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless a signal arrives; True if woken by a signal."""
+        if self.received[self._handled:]:
+            return True
+        if self.wakeup_fd < 0:
+            return False
+        return bool(select.select([self.wakeup_fd], [], [], max(0.0, seconds))[0])
+
+
+def install() -> SignalState:
+    """Install the handlers and the wakeup pipe; return the state they record into."""
+    state = SignalState()
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    state.wakeup_fd, state._write_fd = read_fd, write_fd
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    for name in HANDLED:
+        signal.signal(getattr(signal, name), state.handler)
+    return state
+
+
+def name_of(signum: int) -> str:
+    """``SIGTERM`` for 15."""
+    return signal.Signals(signum).name
