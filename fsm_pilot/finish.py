@@ -1,0 +1,92 @@
+"""Ending a job: outputs and the log to storage, then the final report.
+
+Shared by STAGEOUT (the normal end, and rejected jobs) and ABORTING (a signal
+or a crash): whatever happened to the payload, the job's log is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from fsm_pilot.context import Context, JobRun
+from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.job import FileSpec
+from fsm_pilot.report import write_final_report
+from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
+
+
+def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
+    """Store one file and add it to the job's xml report; failures fail the job, not the pilot."""
+    if not spec.scope:
+        raise PilotFailure(PilotError.STAGEOUTFAILED, f"no scope for {spec.lfn}: cannot build its path")
+    endpoint = write_endpoint(ctx.queuedata, ctx.storagedata, activity, spec.ddm_endpoint)
+    guid = spec.guid or str(uuid.uuid4()).upper()
+    # a payload's file must stay inside the job dir (no symlink out); the log tarball is the pilot's own
+    staged = put_file(src, endpoint, spec.scope, spec.lfn, guid, within=run.workdir if payload_file else None)
+    run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
+                         "surl": staged.surl, "endpoint": staged.endpoint}
+    ctx.log.info("file staged out", panda_id=run.panda_id, lfn=spec.lfn, surl=staged.surl,
+                 fsize=staged.fsize, adler32=staged.adler32)
+
+
+def stage_outputs(ctx: Context, run: JobRun) -> None:
+    """Store every output of a finished payload; the first failure fails the job."""
+    assert run.job is not None and run.workdir is not None
+    for spec in run.job.outputs:
+        try:
+            _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
+        except PilotFailure as exc:
+            ctx.log.warning("stage-out failed", panda_id=run.panda_id, lfn=spec.lfn, error=exc.error.name,
+                            diag=exc.diag)
+            run.fail(exc.error, exc.diag)
+
+
+def _transition_slice(ctx: Context, run: JobRun) -> Path | None:
+    """This job's records of the transition log, as a file for the log tarball."""
+    if ctx.translog.path is None or ctx.pilot_dir is None:
+        return None
+    out = ctx.pilot_dir / f".transitions-{run.panda_id}.jsonl"
+    with open(ctx.translog.path, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        dst.writelines(line for line in src if json.loads(line).get("job_id") == run.panda_id)
+    return out
+
+
+def stage_log(ctx: Context, run: JobRun) -> None:
+    """Tar the job dir (without inputs) with pilot.log and the job's transitions; store it."""
+    assert ctx.pilot_dir is not None
+    log = run.job.log if run.job is not None else run.identity.log
+    workdir = run.workdir or ctx.pilot_dir / f"PanDA_Pilot-{run.panda_id}"
+    workdir.mkdir(exist_ok=True)
+    inputs = {f.lfn for f in run.job.inputs} if run.job is not None else set()
+    extra = [(ctx.pilot_dir / "pilot.log", "pilot.log")]
+    slice_path = _transition_slice(ctx, run)
+    if slice_path is not None:
+        extra.append((slice_path, "transitions.jsonl"))
+    try:
+        tarball = make_log_tarball(workdir, ctx.pilot_dir / log.lfn, inputs, extra)
+        _put(ctx, run, log, tarball, "pl", payload_file=False)
+    except PilotFailure as exc:
+        ctx.log.warning("log stage-out failed", panda_id=run.panda_id, error=exc.error.name, diag=exc.diag)
+        run.fail(exc.error, exc.diag)
+    finally:
+        if slice_path is not None:
+            slice_path.unlink(missing_ok=True)
+
+
+def finish_job(ctx: Context, run: JobRun, with_outputs: bool) -> Path:
+    """Stage out, write the final report, release the job; return the report's path."""
+    started = time.monotonic()
+    if with_outputs and run.state != "failed":
+        stage_outputs(ctx, run)
+    stage_log(ctx, run)
+    run.timings["stageout"] = time.monotonic() - started
+    run.end_time = time.time()
+    report = write_final_report(ctx, run)
+    ctx.log.info("job ended", panda_id=run.panda_id, state=run.state,
+                 error=run.error.name if run.error else None, diag=run.diag, report=str(report))
+    ctx.jobs_run.append(run.panda_id)
+    ctx.job = None
+    return report

@@ -1,0 +1,95 @@
+"""The job's final report: the fields of updateJob's final call, kept as a JSON file.
+
+The same dict goes to the server (next issue) and to
+``<pilot dir>/final_update_<PandaID>.json``, written atomically, so the
+outcome of a job survives the pilot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from fsm_pilot import __version__
+from fsm_pilot.context import Context, JobRun
+
+#: The server parses start/end times in this format (epoch floats are dropped).
+SERVER_TIME = "%Y-%m-%d %H:%M:%S"
+TIMING_KEYS = ("getjob", "stagein", "payload", "stageout", "initial_setup", "setup")
+
+
+def _utc(epoch: float, fmt: str = SERVER_TIME) -> str:
+    return time.strftime(fmt, time.gmtime(epoch))
+
+
+def pilot_id(ctx: Context) -> str:
+    """``<GTAG or unknown>|<version tag>|<pilot version>``, Pilot 3's layout."""
+    return f"{ctx.env.get('GTAG', 'unknown')}|{ctx.args.version_tag}|fsm-pilot-{__version__}"
+
+
+def _cpu_unit(ctx: Context) -> str:
+    model = getattr(ctx.node, "cpu_model", "") if ctx.node is not None else ""
+    return f"s+{model}" if model else "s"
+
+
+def _tail(path: Path | None, limit: int = 1024) -> str:
+    if path is None or not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - limit))
+        return f.read().decode("utf-8", "replace")[-limit:]
+
+
+def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
+    """The final updateJob fields for ``run`` (legacy names, as Pilot 3 sends them)."""
+    end = run.end_time or time.time()
+    failed = run.state == "failed"
+    exe_code = run.trans_exit_code or 0
+    fields: dict[str, object] = {
+        "jobId": str(run.panda_id),
+        "state": run.state,
+        "timestamp": _utc(end, "%Y-%m-%dT%H:%M:%S+00:00"),
+        "siteName": ctx.queuedata.get("panda_resource") or ctx.args.queue,
+        "node": socket.gethostname(),
+        "attemptNr": run.identity.attempt_nr,
+        "schedulerID": ctx.env.get("PANDA_JSID", "unknown"),
+        "pilotID": pilot_id(ctx),
+        "batchID": ctx.env.get("SLURM_JOB_ID") or ctx.env.get("PBS_JOBID") or "",
+        "startTime": _utc(run.start_time),
+        "endTime": _utc(end),
+        "coreCount": run.job.core_count if run.job is not None else 1,
+        "cpuConsumptionTime": round(run.cpu_seconds),
+        "cpuConsumptionUnit": _cpu_unit(ctx),
+        "cpuConversionFactor": 1.0,
+        "transExitCode": exe_code,
+        "pilotErrorCode": int(run.error) if run.error is not None else 0,
+        "pilotErrorDiag": run.diag[:500],
+        "exeErrorCode": exe_code,
+        "exeErrorDiag": f"payload exit code {exe_code}" if exe_code else "",
+        "xml": json.dumps(run.xml, sort_keys=True) if run.xml else "",
+        "pilotTiming": "|".join(str(round(run.timings.get(k, 0.0))) for k in TIMING_KEYS),
+        "pilotLog": _tail(run.workdir / "payload.stderr" if run.workdir else None) if failed else "",
+    }
+    return fields
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_final_report(ctx: Context, run: JobRun) -> Path:
+    """Write the final report next to the job dir and return its path."""
+    assert ctx.pilot_dir is not None
+    path = ctx.pilot_dir / f"final_update_{run.panda_id}.json"
+    write_json_atomic(path, final_update(ctx, run))
+    run.reported = True
+    return path

@@ -1,0 +1,37 @@
+"""ABORTING: the pilot is stopping early; record the held job as failed and keep its log.
+
+Reached by ``abort`` (a signal) or ``fail`` (a crash) while a job is held.
+The job gets the signal's error code (SIGTERM 1201, ...) or the crash's, its
+log is staged out, its final report written, and the step returns the same
+trigger that brought the pilot here, to ABORTED or FAILED.
+"""
+
+from __future__ import annotations
+
+from fsm_pilot.context import Context, Outcome
+from fsm_pilot.errors import SIGNAL_ERRORS, PilotError
+from fsm_pilot.exitcodes import Reason
+from fsm_pilot.finish import finish_job
+from fsm_pilot.signals import name_of
+
+
+def _job_error(ctx: Context, reason: Reason) -> tuple[PilotError, str]:
+    signum = ctx.signals.first
+    if signum is not None:
+        name = name_of(signum)
+        return SIGNAL_ERRORS.get(name, PilotError.KILLSIGNAL), f"pilot received {name}"
+    return reason.error or PilotError.UNKNOWNEXCEPTION, reason.text
+
+
+def step(ctx: Context) -> Outcome:
+    """Fail and finish the held job, then end the pilot the way it was asked to end."""
+    trigger, reason = ctx.arrived_by or ("fail", Reason("unknown", PilotError.INTERNALPILOTPROBLEM))
+    run = ctx.job
+    if run is not None and not run.reported:
+        error, diag = _job_error(ctx, reason)
+        run.fail(error, diag)
+        finish_job(ctx, run, with_outputs=False)
+    if ctx.signals.first is not None:
+        signum = ctx.signals.first
+        return "abort", Reason(f"stopped by {name_of(signum)}", signal=signum)
+    return trigger, reason

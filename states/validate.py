@@ -1,0 +1,50 @@
+"""VALIDATE: parse the job definition into a typed Job, make its work dir, build its command.
+
+A definition that is unsafe or inconsistent is rejected with its PanDA error
+code: the job is reported failed and only its log is staged out (``reject``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from fsm_pilot.command import build_argv
+from fsm_pilot.context import Context, JobRun, Outcome
+from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.exitcodes import Reason
+from fsm_pilot.job import parse_job
+
+
+def make_workdir(ctx: Context, run: JobRun) -> Path:
+    """``<pilot dir>/PanDA_Pilot-<PandaID>``, mode 0770 whatever the umask."""
+    assert ctx.pilot_dir is not None
+    workdir = ctx.pilot_dir / f"PanDA_Pilot-{run.panda_id}"
+    try:
+        workdir.mkdir()
+        workdir.chmod(0o770)
+    except OSError as exc:
+        raise PilotFailure(PilotError.MKDIR, f"cannot create job dir {workdir}: {exc.strerror}") from None
+    run.workdir = workdir
+    return workdir
+
+
+def step(ctx: Context) -> Outcome:
+    """Accept a well-formed job, reject anything else with the matching error code."""
+    run = ctx.job
+    assert run is not None
+    started = time.monotonic()
+    try:
+        workdir = make_workdir(ctx, run)
+        run.job = parse_job(run.record)
+        run.argv = build_argv(run.job.transformation, run.job.job_pars, workdir, ctx.env.get("PATH", os.defpath))
+    except PilotFailure as exc:
+        run.fail(exc.error, exc.diag)
+        run.rejected = True
+        ctx.log.warning("job rejected", panda_id=run.panda_id, error=exc.error.name, diag=exc.diag)
+        return "reject", Reason(f"job rejected: {exc.diag}", exc.error)
+    finally:
+        run.timings["setup"] = time.monotonic() - started
+    ctx.log.info("job accepted", panda_id=run.panda_id, argv=run.argv, workdir=str(workdir))
+    return "accept", Reason("job definition valid")
