@@ -1,0 +1,79 @@
+"""The ``fsm-pilot`` command: ``run`` (the pilot) and ``exit-codes`` (the table).
+
+``fsm-pilot -q QUEUE ...`` without a subcommand means ``run``, so a wrapper
+that launched ``pilot.py -q ...`` only swaps the executable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+from fsm_pilot import __version__
+
+SUBCOMMANDS = ("run", "exit-codes")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from fsm_pilot.options import add_run_options
+
+    top = argparse.ArgumentParser(prog="fsm-pilot", description="A PanDA pilot as a declared state machine.")
+    top.add_argument("--version", action="version", version=f"fsm-pilot {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+    add_run_options(sub.add_parser("run", help="run the pilot"))
+    sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
+    return top
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """Build the context, drive the machine, return the exit code."""
+    from fsm_pilot import config, driver, logsetup, machine, signals
+    from fsm_pilot.context import Context
+    from fsm_pilot.errors import PilotFailure
+    from fsm_pilot.options import run_args
+    from fsm_pilot.translog import TransitionLog
+
+    start_wall, start_mono = time.time(), time.monotonic()
+    sig = signals.install()
+    args = run_args(ns)
+    env = dict(os.environ)
+    try:
+        settings = config.resolve(args.settings, env, {})
+    except PilotFailure as exc:
+        print(f"fsm-pilot run: {exc.diag}", file=sys.stderr)
+        return 2
+    machine.validate()
+    from fsm_pilot.payload import become_subreaper
+
+    become_subreaper()
+    log = logsetup.configure(args.debug)
+    pilot_id = f"{socket.gethostname()}:{os.getpid()}:{int(start_wall)}"
+    ctx = Context(args=args, env=env, log=log, translog=TransitionLog(pilot_id), signals=sig,
+                  settings=settings, pilot_id=pilot_id, start_wall=start_wall, start_mono=start_mono)
+    try:
+        return driver.run(ctx)
+    finally:
+        logsetup.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m fsm_pilot``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv.insert(0, "run")
+    ns = parser().parse_args(argv)
+    if ns.command == "exit-codes":
+        from fsm_pilot.exitcodes import exit_code_markdown
+
+        sys.stdout.write(exit_code_markdown())
+        return 0
+    try:
+        return cmd_run(ns)
+    except Exception as exc:  # the last line of defence: a message and 70, never a bare traceback
+        print(f"fsm-pilot: unexpected error: {exc!r}", file=sys.stderr)
+        return 70

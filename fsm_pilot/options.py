@@ -1,0 +1,107 @@
+"""``fsm-pilot run`` options: Pilot 3's, so wrappers and Harvester launch us unchanged.
+
+Options this pilot does not use yet are accepted and logged as ignored;
+a bad value is a clear message and exit 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from fsm_pilot.config import OPTIONS
+from fsm_pilot.context import RunArgs
+
+RESOURCE_TYPES = ("SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM")
+WORKFLOWS = ("generic", "generic_hpc", "production", "production_hpc", "analysis", "analysis_hpc",
+             "eventservice_hpc", "stager", "payload_stageout")
+
+#: Accepted for compatibility; logged as ignored when given.
+IGNORED_VALUED = (
+    "--url", "-p/--port", "-v/--getjobrequests", "-x/--getjobfailures", "--job-type",
+    "--harvester-submit-mode", "--harvester-datadir", "--harvester-eventstatusdump",
+    "--harvester-workerattributes", "--pilot-user", "-r/--resource", "-s/--site", "-L/--leasetime",
+    "--cacert", "--capath", "--country-group", "--working-group", "--allow-other-country",
+    "--allow-same-user", "--use-https", "--cleanup", "--redirect-stdout", "--rucio-host",
+    "--input-dir", "--input-destination-dir", "--output-dir", "--use-rucio-traces", "--hpc-resource",
+    "--hpc-mode", "--es-executor-type", "--realtime-logging-server", "--realtime-logname",
+)
+IGNORED_FLAGS = ("-u/--verifypayloadproxy", "-y", "-k", "--subscribe-to-msgsvc", "--pod",
+                 "--use-realtime-logging", "--no-pilot-log")
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+        return value
+    return parse
+
+
+def _flags(spec: str) -> list[str]:
+    return spec.split("/")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Pilot 3's options, plus the tunables of :mod:`fsm_pilot.config`."""
+    add = parser.add_argument
+    add("-q", "--queue", required=True, help="PanDA queue name")
+    add("-j", "--joblabel", default="ptest", help="prodSourceLabel for getJob (default ptest)")
+    add("-a", "--workdir", default="", help="parent dir of the pilot dir (default: current dir)")
+    add("-t", "--noproxyverification", action="store_true", help="skip proxy lifetime checks")
+    add("-z", "--noserverupdate", action="store_true", help="no server calls")
+    add("-b", "--nocvmfs", action="store_true", help="skip the CVMFS check")
+    add("-d", "--debug", action="store_true", help="debug logging")
+    add("-i", "--versiontag", default="PR", help="version tag sent in pilotID (PR or RC)")
+    add("-w", "--workflow", default="generic", choices=WORKFLOWS, help="Pilot 3 workflow (accepted)")
+    add("--resource-type", default="", choices=("", *RESOURCE_TYPES), help="getJob resourceType")
+    add("--queuedata-url", default="", help="queuedata JSON: path or file:// URL ({pandaqueue} replaced)")
+    add("--storagedata-url", default="", help="storage endpoints JSON: path or file:// URL")
+    add("--harvester-workdir", default="", help="Harvester work dir (where pandaJobData.out is)")
+    add("--job-file", default="", help="pre-placed job definition (default: pandaJobData.out)")
+    for option in OPTIONS:
+        add(*option.cli, dest=option.name, type=_positive(float), default=None,
+            help=f"{option.doc} (env {option.env}, default {option.default:g})")
+    for spec in IGNORED_VALUED:
+        add(*_flags(spec), default=None, help=argparse.SUPPRESS)
+    for spec in IGNORED_FLAGS:
+        add(*_flags(spec), action="store_true", default=None, help=argparse.SUPPRESS)
+
+
+def _ignored(ns: argparse.Namespace) -> dict[str, Any]:
+    names = [_flags(s)[-1].lstrip("-").replace("-", "_") for s in IGNORED_VALUED + IGNORED_FLAGS]
+    found = {n: getattr(ns, n) for n in names if getattr(ns, n, None) is not None}
+    if ns.resource_type:
+        found["resource_type"] = ns.resource_type
+    if ns.workflow != "generic":
+        found["workflow"] = ns.workflow
+    return found
+
+
+def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
+    """The parsed command line as :class:`RunArgs`."""
+    launch = cwd or Path(os.getcwd())
+    settings: dict[str, float | None] = {o.name: getattr(ns, o.name) for o in OPTIONS}
+    return RunArgs(
+        queue=ns.queue,
+        workdir=Path(ns.workdir).absolute() if ns.workdir else launch,
+        launch_dir=launch,
+        job_label=ns.joblabel,
+        queuedata_url=ns.queuedata_url or None,
+        storagedata_url=ns.storagedata_url or None,
+        job_file=Path(ns.job_file).absolute() if ns.job_file else None,
+        harvester_workdir=Path(ns.harvester_workdir).absolute() if ns.harvester_workdir else None,
+        no_proxy_check=ns.noproxyverification,
+        no_cvmfs_check=ns.nocvmfs,
+        no_server_update=ns.noserverupdate,
+        debug=ns.debug,
+        version_tag=ns.versiontag,
+        settings=settings,
+        ignored=_ignored(ns),
+    )
