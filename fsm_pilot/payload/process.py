@@ -32,6 +32,7 @@ from fsm_pilot.payload.subreaper import (
     read_stat,
     reap_zombies,
     send_signal,
+    signal_own_groups,
     tree_stats,
 )
 
@@ -248,20 +249,16 @@ def measure_tree(payload: Payload) -> Usage:
     return Usage(rss, pss if pss_ok else None, nprocs, cpu)
 
 
-def _group_signal(payload: Payload, sig: int) -> None:
-    """Signal the payload's process group atomically, only while its leader is unreaped.
+def _broadcast(members: Mapping[Key, ProcStat], keys: Iterable[Key], sig: int) -> set[int]:
+    """Signal every member in ``keys``; returns the pids actually signalled.
 
-    An unreaped leader keeps the pgid reserved, so the group cannot belong to
-    anyone else; after reaping, the pid (and so the pgid) may be reused.
+    Groups led by our own children among them (the payload's, and those of
+    orphans that called setsid when we are a subreaper) are signalled first with
+    killpg, atomically including members forked since the last scan.
     """
-    if payload.popen.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(payload.sid, sig)
-
-
-def _broadcast(payload: Payload, keys: Iterable[Key], sig: int) -> set[int]:
-    """Signal the group and every member; returns the pids actually signalled."""
-    _group_signal(payload, sig)
+    keys, me = list(keys), os.getpid()
+    leaders = [k for k in keys if (s := members.get(k)) is not None and s.pgrp == s.pid and s.ppid == me]
+    signal_own_groups(leaders, sig)
     return {key[0] for key in keys if send_signal(key, sig)}
 
 
@@ -271,12 +268,12 @@ def _freeze(payload: Payload, keep: Collection[int], deadline: float) -> dict[Ke
     A stopped process cannot fork, so once a scan finds nothing new while every
     member is stopped (or dead) the snapshot is complete.
     """
-    _group_signal(payload, signal.SIGSTOP)
+    signal_own_groups([(payload.pid, payload.start_ticks)], signal.SIGSTOP)
     members: dict[Key, ProcStat] = {}
     while True:
         stats = _tree(payload, keep)
         new = [key for key in stats if key not in members]
-        _broadcast(payload, new, signal.SIGSTOP)
+        _broadcast(stats, new, signal.SIGSTOP)
         members.update(stats)
         settled = all(s.state in FROZEN_STATES for k, s in stats.items() if k not in new)
         if (not new and settled) or time.monotonic() >= deadline:
@@ -316,7 +313,7 @@ def _kill_survivors(payload: Payload, members: dict[Key, ProcStat], keep: Collec
     while True:
         payload.popen.poll()
         pending = [key for key in members if is_alive(key)]
-        killed |= _broadcast(payload, pending, signal.SIGKILL)
+        killed |= _broadcast(members, pending, signal.SIGKILL)
         _await_exit(payload, pending, min(deadline, time.monotonic() + _KILL_STEP), None)
         found = _tree(payload, keep)
         new = [key for key in found if key not in members]
@@ -324,7 +321,7 @@ def _kill_survivors(payload: Payload, members: dict[Key, ProcStat], keep: Collec
         if not new and not pending:
             return killed
         if time.monotonic() >= deadline:
-            return killed | _broadcast(payload, new, signal.SIGKILL)
+            return killed | _broadcast(members, new, signal.SIGKILL)
 
 
 def _reap(payload: Payload, members: Collection[Key], keep: Collection[int], deadline: float) -> None:
@@ -343,7 +340,7 @@ def kill_tree(payload: Payload, grace: float, wakeup_fd: int | None = None, *,
               keep: Collection[int] = ()) -> KillReport:
     """Stop the payload's whole tree within ``grace`` + ~0.5 s, touching nothing else.
 
-    1. Freeze: SIGSTOP the process group and every member, re-scan until stable.
+    1. Freeze: SIGSTOP every member (and groups we lead), re-scan until stable.
     2. SIGTERM then SIGCONT every member; wait up to ``grace`` for them to exit.
     3. SIGKILL survivors and late forks (re-scanning), then reap payload and orphans.
     A wakeup fd that becomes readable during the grace (another signal) cuts it
@@ -353,8 +350,8 @@ def kill_tree(payload: Payload, grace: float, wakeup_fd: int | None = None, *,
     watch = wakeup_fd if wakeup_fd is not None and not _readable(wakeup_fd) else None
     members = _freeze(payload, keep, started + _FREEZE_BUDGET)
     live = [key for key, stat in members.items() if stat.state not in DEAD_STATES]
-    terminated = _broadcast(payload, live, signal.SIGTERM)
-    _broadcast(payload, members, signal.SIGCONT)
+    terminated = _broadcast(members, live, signal.SIGTERM)
+    _broadcast(members, members, signal.SIGCONT)
     _await_exit(payload, live, time.monotonic() + grace, watch)
     deadline = time.monotonic() + _KILL_BUDGET
     killed = _kill_survivors(payload, members, keep, deadline)

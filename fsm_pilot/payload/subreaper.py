@@ -40,6 +40,7 @@ class ProcStat(NamedTuple):
     pid: int
     ppid: int
     state: str
+    pgrp: int
     sid: int
     start_ticks: int
 
@@ -93,7 +94,7 @@ def read_stat(pid: int) -> ProcStat | None:
             data = handle.read()
         # comm (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = data[data.rindex(b")") + 2 :].split()
-        return ProcStat(pid, int(fields[1]), fields[0].decode(), int(fields[3]), int(fields[19]))
+        return ProcStat(pid, int(fields[1]), fields[0].decode(), int(fields[2]), int(fields[3]), int(fields[19]))
     except (OSError, ValueError, IndexError):
         return None
 
@@ -164,6 +165,21 @@ def _kill_checked(key: Key, sig: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def signal_own_groups(leaders: Iterable[Key], sig: int) -> None:
+    """killpg each group led by one of ``leaders`` that is our own (unreaped) child.
+
+    While our child is unreaped its pid, hence its pgid, cannot be reused, so the
+    group is certainly the scanned one; killpg then also reaches members forked
+    after the scan, which closes the race with fork loops that called setsid.
+    """
+    me = os.getpid()
+    for key in leaders:
+        stat = read_stat(key[0])
+        if stat is not None and stat.key == key and stat.ppid == me and stat.pgrp == stat.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(stat.pid, sig)
 
 
 def _same_uid(pid: int) -> bool:
