@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 SCHEMA_VERSION = 1
 FILENAME = "transitions.jsonl"
@@ -65,7 +65,7 @@ class TransitionLog:
         self._file = None
 
 
-def read_records(path: Path) -> list[dict[str, object]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     """All records of a transition log (small logs; replay streams large ones)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
