@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from fsm_pilot import __version__
 
-SUBCOMMANDS = ("run", "exit-codes")
+SUBCOMMANDS = ("run", "exit-codes", "diagram")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     add_run_options(sub.add_parser("run", help="run the pilot"))
     sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
+    diagram = sub.add_parser("diagram", help="print the state diagram (Mermaid, in a Markdown page)")
+    diagram.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     return top
 
 
@@ -61,6 +63,15 @@ def cmd_run(ns: argparse.Namespace) -> int:
         logsetup.close()
 
 
+def _write(output: str, text: str) -> int:
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m fsm_pilot``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -72,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(exit_code_markdown())
         return 0
+    if ns.command == "diagram":
+        from fsm_pilot.diagram import markdown
+
+        return _write(ns.output, markdown())
     try:
         return cmd_run(ns)
     except Exception as exc:  # the last line of defence: a message and 70, never a bare traceback
