@@ -54,7 +54,7 @@ SESSION_ORPHAN = """echo $$ >> "$PIDS"
 """
 
 DRIVER = """
-import dataclasses, json, sys
+import dataclasses, json, subprocess, sys
 from pathlib import Path
 from fsm_pilot.payload import become_subreaper, descendants, kill_tree, start_payload, wait_payload
 
@@ -66,9 +66,13 @@ print(json.dumps({"pid": payload.pid}), flush=True)
 sys.stdin.readline()  # the test says go once the tree is complete
 if cfg["leader_exits"]:
     assert wait_payload(payload, None, 10.0) == "exited"
-seen = [p.pid for p in descendants(payload)]
-report = kill_tree(payload, 0.5)
-print(json.dumps({"seen": seen, "report": dataclasses.asdict(report)}), flush=True)
+tool = subprocess.Popen(["sleep", "60"])  # a pilot tool started after the payload, listed in keep
+seen = [p.pid for p in descendants(payload, keep={tool.pid})]
+report = kill_tree(payload, 0.5, keep={tool.pid})
+tool_alive = tool.poll() is None
+tool.kill()
+tool.wait()
+print(json.dumps({"seen": seen, "report": dataclasses.asdict(report), "tool_alive": tool_alive}), flush=True)
 """
 
 
@@ -288,6 +292,7 @@ def test_subreaper_kills_double_fork_and_setsid(tmp_path: Path, cleanup: list[ps
     assert report["returncode"] == (0 if leader_exits else -15)
     assert all(gone(p) for p in procs)
     assert bystander.pid not in result["seen"] and not gone(bystander)
+    assert result["tool_alive"]
 
 
 def test_reap_zombies_spares_kept_children() -> None:

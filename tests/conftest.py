@@ -1,0 +1,20 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.storage_helpers import Storage, load
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    """Queuedata and CRIC endpoints from the fixtures, the storage path moved into tmp_path."""
+    queuedata = load("queuedata_TEST_QUEUE.json")
+    ddm = load("cric_ddmendpoints.json")
+    se = tmp_path / "se"
+    for protocols in ddm["LOCAL_DISK"]["arprotocols"].values():
+        protocols[0]["path"] = str(se)
+    return queuedata, ddm, se
