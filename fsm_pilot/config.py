@@ -55,6 +55,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("signal_grace", "FSM_PILOT_SIGNAL_GRACE", 0.5,
            "grace for the payload when the pilot itself is told to stop, s"),
     Option("min_free_disk", "FSM_PILOT_MIN_FREE_DISK", 2e9, "free bytes needed before each job"),
+    Option("heartbeat_interval", "FSM_PILOT_HEARTBEAT_INTERVAL", 1800.0,
+           "seconds between running updates while a job is held (the server's debug command: 60)"),
+    Option("getjob_requests", "FSM_PILOT_GETJOB_REQUESTS", 2.0,
+           "getJob requests answered 'no jobs' before the pilot gives up", flags=("-v", "--getjobrequests")),
+    Option("getjob_wait", "FSM_PILOT_GETJOB_WAIT", 30.0, "seconds between getJob requests answered 'no jobs'"),
+    Option("update_timeout", "FSM_PILOT_UPDATE_TIMEOUT", 300.0,
+           "seconds a server call may take with its retries (the final update after a signal: 0.5)"),
 )
 OPTION_NAMES = frozenset(o.name for o in OPTIONS)
 

@@ -34,6 +34,14 @@ class RunArgs:
     workdir: Path
     launch_dir: Path
     job_label: str = "ptest"
+    url: str | None = None
+    api: str = "auto"
+    push: bool = False
+    capath: str | None = None
+    cacert: str | None = None
+    resource_type: str = ""
+    job_type: str = ""
+    working_group: str = ""
     queuedata_url: str | None = None
     storagedata_url: str | None = None
     job_file: Path | None = None
@@ -67,6 +75,12 @@ class JobRun:
     argv: list[str] = field(default_factory=list)
     cpu_seconds: float = 0.0
     reported: bool = False
+    #: the server said alreadydone/badattemptnr: send nothing more for this job
+    stop_reporting: bool = False
+    #: the final update could not be delivered (kept in the final report file)
+    final_pending: bool = False
+    #: the server asked to kill the job (tobekilled)
+    kill_requested: bool = False
 
     @property
     def panda_id(self) -> int:
@@ -107,6 +121,10 @@ class Context:
     taken: set[int] = field(default_factory=set)
     #: the trigger and reason that brought the pilot into its current state
     arrived_by: Outcome | None = None
+    #: the PanDA server client; None with -z or without --url
+    client: Any = None
+    #: seconds between heartbeats now (the server's debug command shortens it)
+    heartbeat_interval: float | None = None
 
     def setting(self, name: str) -> float:
         """A resolved setting's value."""

@@ -96,6 +96,15 @@ def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
     return reason
 
 
+def _finish(ctx: Context) -> None:
+    """After the terminal state: tell Harvester the worker is done, close the server connection."""
+    from fsm_pilot.server import worker_status
+
+    worker_status(ctx, "finished")
+    if ctx.client is not None:
+        ctx.client.close()
+
+
 def run(ctx: Context) -> int:
     """Drive the machine from INIT to a terminal state; return the shell exit code."""
     pilot = Pilot(ctx)
@@ -109,6 +118,7 @@ def run(ctx: Context) -> int:
         reason = fire(ctx, pilot, outcome)
         ctx.arrived_by = (outcome[0], reason)
     ctx.translog.close()
+    _finish(ctx)
     code = exit_code(pilot.state, reason)
     ctx.log.info("pilot finished", state=pilot.state, reason=reason.text, exit_code=code)
     return code

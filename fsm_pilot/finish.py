@@ -15,6 +15,7 @@ from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import FileSpec
 from fsm_pilot.report import write_final_report
+from fsm_pilot.reporting import send_update
 from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
 
 
@@ -76,15 +77,23 @@ def stage_log(ctx: Context, run: JobRun) -> None:
             slice_path.unlink(missing_ok=True)
 
 
-def finish_job(ctx: Context, run: JobRun, with_outputs: bool) -> Path:
-    """Stage out, write the final report, release the job; return the report's path."""
+def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | None = None) -> Path:
+    """Stage out, write the final report, send it (within ``within`` s), release the job.
+
+    The report is on disk before it is sent, so a pilot killed during the
+    send still leaves the outcome behind; an undelivered one is marked pending.
+    """
     started = time.monotonic()
     if with_outputs and run.state != "failed":
         stage_outputs(ctx, run)
     stage_log(ctx, run)
     run.timings["stageout"] = time.monotonic() - started
     run.end_time = time.time()
+    run.final_pending = True
     report = write_final_report(ctx, run)
+    if send_update(ctx, run, run.state, final=True, within=within):
+        run.final_pending = False
+        report = write_final_report(ctx, run)
     ctx.log.info("job ended", panda_id=run.panda_id, state=run.state,
                  error=run.error.name if run.error else None, diag=run.diag, report=str(report))
     ctx.jobs_run.append(run.panda_id)

@@ -20,10 +20,9 @@ WORKFLOWS = ("generic", "generic_hpc", "production", "production_hpc", "analysis
 
 #: Accepted for compatibility; logged as ignored when given.
 IGNORED_VALUED = (
-    "--url", "-p/--port", "-v/--getjobrequests", "-x/--getjobfailures", "--job-type",
-    "--harvester-submit-mode", "--harvester-datadir", "--harvester-eventstatusdump",
+    "-x/--getjobfailures", "--harvester-datadir", "--harvester-eventstatusdump",
     "--harvester-workerattributes", "--pilot-user", "-r/--resource", "-s/--site", "-L/--leasetime",
-    "--cacert", "--capath", "--country-group", "--working-group", "--allow-other-country",
+    "--country-group", "--allow-other-country",
     "--allow-same-user", "--use-https", "--cleanup", "--redirect-stdout", "--rucio-host",
     "--input-dir", "--input-destination-dir", "--output-dir", "--use-rucio-traces", "--hpc-resource",
     "--hpc-mode", "--es-executor-type", "--realtime-logging-server", "--realtime-logname",
@@ -61,6 +60,16 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add("-i", "--versiontag", default="PR", help="version tag sent in pilotID (PR or RC)")
     add("-w", "--workflow", default="generic", choices=WORKFLOWS, help="Pilot 3 workflow (accepted)")
     add("--resource-type", default="", choices=("", *RESOURCE_TYPES), help="getJob resourceType")
+    add("--job-type", default="", help="getJob jobType (managed, user)")
+    add("--working-group", default="", help="getJob workingGroup")
+    add("--url", default="", help="PanDA server URL (no default: a pilot never guesses its server)")
+    add("-p", "--port", type=_positive(int), default=25443, help="server port when --url has none (25443)")
+    add("--api", default="auto", choices=("auto", "v1", "legacy"),
+        help="server dialect: REST v1, legacy /server/panda, or auto (v1, then legacy on 403/404)")
+    add("--harvester-submit-mode", default="PULL", type=str.upper, choices=("PULL", "PUSH"),
+        help="PULL: ask the server for jobs; PUSH: jobs are pre-placed (pandaJobData.out)")
+    add("--capath", default="", help="CA certificates dir for TLS (default X509_CERT_DIR, else the system's)")
+    add("--cacert", default="", help="CA certificate file for TLS")
     add("--queuedata-url", default="", help="queuedata JSON: path or file:// URL ({pandaqueue} replaced)")
     add("--storagedata-url", default="", help="storage endpoints JSON: path or file:// URL")
     add("--harvester-workdir", default="", help="Harvester work dir (where pandaJobData.out is)")
@@ -77,11 +86,21 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def _ignored(ns: argparse.Namespace) -> dict[str, Any]:
     names = [_flags(s)[-1].lstrip("-").replace("-", "_") for s in IGNORED_VALUED + IGNORED_FLAGS]
     found = {n: getattr(ns, n) for n in names if getattr(ns, n, None) is not None}
-    if ns.resource_type:
-        found["resource_type"] = ns.resource_type
     if ns.workflow != "generic":
         found["workflow"] = ns.workflow
     return found
+
+
+def _server_url(url: str, port: int) -> str | None:
+    """``--url`` with ``-p`` added when the URL names no port (Pilot 3's rule)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    if parts.port is not None:
+        return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    return f"{parts.scheme}://{parts.hostname}:{port}{parts.path}".rstrip("/")
 
 
 def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
@@ -93,6 +112,14 @@ def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
         workdir=Path(ns.workdir).absolute() if ns.workdir else launch,
         launch_dir=launch,
         job_label=ns.joblabel,
+        url=_server_url(ns.url, ns.port),
+        api=ns.api,
+        push=ns.harvester_submit_mode == "PUSH",
+        capath=ns.capath or None,
+        cacert=ns.cacert or None,
+        resource_type=ns.resource_type,
+        job_type=ns.job_type,
+        working_group=ns.working_group,
         queuedata_url=ns.queuedata_url or None,
         storagedata_url=ns.storagedata_url or None,
         job_file=Path(ns.job_file).absolute() if ns.job_file else None,

@@ -19,19 +19,23 @@ from fsm_pilot.errors import PilotError, PilotFailure
 MAX_BYTES = 64 * 1024 * 1024
 
 
-def source_path(url: str, queue: str) -> Path:
+def is_remote(url: str) -> bool:
+    """An http(s) source, fetched with the server client."""
+    return urlparse(url).scheme in ("http", "https")
+
+
+def source_path(url: str) -> Path:
     """The local file a queuedata/storage URL names."""
-    url = url.replace("{pandaqueue}", queue)
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return Path(unquote(parsed.path) if parsed.scheme else url)
     raise PilotFailure(PilotError.QUEUEDATA, f"cannot read {url}: scheme {parsed.scheme!r} not supported "
-                                             "(use a local path or a file:// URL)")
+                                             "(use http(s), a local path or a file:// URL)")
 
 
-def load_json(url: str, queue: str, what: str) -> Any:
-    """Read and decode a JSON source; coded failures, never a traceback."""
-    path = source_path(url, queue)
+def load_json(url: str, what: str) -> Any:
+    """Read and decode a local JSON source; coded failures, never a traceback."""
+    path = source_path(url)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
@@ -65,16 +69,15 @@ def check_queue(qd: dict[str, Any]) -> None:
         raise PilotFailure(PilotError.PANDAQUEUENOTONLINE, "queue status is offline")
 
 
-def load_queuedata(url: str, queue: str) -> dict[str, Any]:
-    """The checked queuedata of ``queue``."""
-    qd = select_queue(load_json(url, queue, "queuedata"), queue)
+def queuedata_of(data: Any, queue: str) -> dict[str, Any]:
+    """The checked queuedata of ``queue`` from a decoded document."""
+    qd = select_queue(data, queue)
     check_queue(qd)
     return qd
 
 
-def load_storagedata(url: str, queue: str) -> dict[str, Any]:
-    """Storage endpoints by name (``{name: {"arprotocols": ...}}``)."""
-    data = load_json(url, queue, "storage endpoints")
+def storagedata_of(data: Any) -> dict[str, Any]:
+    """Storage endpoints by name (``{name: {"arprotocols": ...}}``) from a decoded document."""
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise PilotFailure(PilotError.QUEUEDATANOTOK, "storage endpoints must be an object of objects")
     return data

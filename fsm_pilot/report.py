@@ -90,6 +90,6 @@ def write_final_report(ctx: Context, run: JobRun) -> Path:
     """Write the final report next to the job dir and return its path."""
     assert ctx.pilot_dir is not None
     path = ctx.pilot_dir / f"final_update_{run.panda_id}.json"
-    write_json_atomic(path, final_update(ctx, run))
+    write_json_atomic(path, {**final_update(ctx, run), "fsm_pilot_pending": run.final_pending})
     run.reported = True
     return path

@@ -14,6 +14,9 @@ from fsm_pilot.exitcodes import Reason
 from fsm_pilot.finish import finish_job
 from fsm_pilot.signals import name_of
 
+#: The pilot was told to stop: the final update may take this long, then it is left pending.
+FINAL_UPDATE_SECONDS = 0.5
+
 
 def _job_error(ctx: Context, reason: Reason) -> tuple[PilotError, str]:
     signum = ctx.signals.first
@@ -30,7 +33,7 @@ def step(ctx: Context) -> Outcome:
     if run is not None and not run.reported:
         error, diag = _job_error(ctx, reason)
         run.fail(error, diag)
-        finish_job(ctx, run, with_outputs=False)
+        finish_job(ctx, run, with_outputs=False, within=FINAL_UPDATE_SECONDS)
     if ctx.signals.first is not None:
         signum = ctx.signals.first
         return "abort", Reason(f"stopped by {name_of(signum)}", signal=signum)

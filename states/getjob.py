@@ -1,33 +1,23 @@
-"""GETJOB: take a job definition, each job once.
-
-The source is the pre-placed ``pandaJobData.out`` (Harvester PUSH mode, or
-``--job-file``). It is re-read each time so a file replaced by Harvester is
-seen; jobs already taken by this pilot are skipped by PandaID.
-"""
+"""GETJOB: take the next job, from a pre-placed file (PUSH) or from the server (PULL), each job once."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import job_identity
-from fsm_pilot.jobfile import read_job_records
+from fsm_pilot.jobsource import from_file, from_server, uses_file
 
 
-def job_file(ctx: Context) -> Path:
-    """--job-file, else ``pandaJobData.out`` in the Harvester workdir or the launch dir."""
-    if ctx.args.job_file is not None:
-        return ctx.args.job_file
-    return (ctx.args.harvester_workdir or ctx.args.launch_dir) / "pandaJobData.out"
-
-
-def _no_job(ctx: Context, why: str) -> Outcome:
-    if ctx.jobs_run:
-        return "no_job", Reason(f"no more jobs: {why}")
-    return "no_job", Reason(f"no job: {why}", PilotError.NOJOBSINPANDA)
+def _no_job(ctx: Context, why: str, error: PilotError | None) -> Outcome:
+    """No job: an error ends the pilot with its code; 'none left' after some jobs is a clean end."""
+    if error is PilotError.NOJOBSINPANDA and ctx.jobs_run:
+        error = None
+    if error is None and not ctx.jobs_run:
+        error = PilotError.NOJOBSINPANDA
+    return "no_job", Reason(f"no job: {why}", error)
 
 
 def _record_id(ctx: Context, panda_id: int) -> None:
@@ -37,22 +27,22 @@ def _record_id(ctx: Context, panda_id: int) -> None:
 
 
 def step(ctx: Context) -> Outcome:
-    """Take the first job of the file that this pilot has not taken yet."""
+    """Take one job and hold it as ``ctx.job``."""
     started = time.monotonic()
-    path = job_file(ctx)
     try:
-        records = read_job_records(path)
-        identities = [(job_identity(r), r) for r in records]
-    except FileNotFoundError:
-        return _no_job(ctx, f"{path} does not exist")
+        found = from_file(ctx) if uses_file(ctx) else from_server(ctx)
+        identity = job_identity(found.record) if found.record is not None else None
     except PilotFailure as exc:
         return "fail", Reason(f"job definition unusable: {exc.diag}", exc.error)
-    for identity, record in identities:
-        if identity.panda_id not in ctx.taken:
-            ctx.taken.add(identity.panda_id)
-            _record_id(ctx, identity.panda_id)
-            ctx.job = JobRun(identity=identity, record=dict(record))
-            ctx.job.timings["getjob"] = time.monotonic() - started
-            ctx.log.info("job taken", panda_id=identity.panda_id, source=str(path))
-            return "got_job", Reason(f"job {identity.panda_id} taken from {path.name}")
-    return _no_job(ctx, f"every job in {path} was taken")
+    if found.interrupted:
+        return "abort", Reason(found.why)
+    if identity is None or found.record is None:
+        return _no_job(ctx, found.why, found.error)
+    ctx.taken.add(identity.panda_id)
+    _record_id(ctx, identity.panda_id)
+    ctx.job = JobRun(identity=identity, record=found.record)
+    ctx.job.timings["getjob"] = time.monotonic() - started
+    if not ctx.jobs_run:
+        ctx.job.timings["initial_setup"] = started - ctx.start_mono
+    ctx.log.info("job taken", panda_id=identity.panda_id, source=found.why)
+    return "got_job", Reason(found.why)

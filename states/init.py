@@ -8,6 +8,7 @@ from fsm_pilot import __version__, logsetup
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason
+from fsm_pilot.server import make_client, worker_status
 
 
 def step(ctx: Context) -> Outcome:
@@ -26,4 +27,6 @@ def step(ctx: Context) -> Outcome:
                  queue=ctx.args.queue, start_time=ctx.start_wall)
     for option, value in sorted(ctx.args.ignored.items()):
         ctx.log.info("option accepted and ignored (not used by this pilot yet)", option=option, value=value)
+    ctx.client = make_client(ctx)
+    worker_status(ctx, "started")
     return "next", Reason("pilot dir created")

@@ -15,6 +15,7 @@ from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import parse_job
+from fsm_pilot.reporting import send_update
 
 
 def make_workdir(ctx: Context, run: JobRun) -> Path:
@@ -47,4 +48,15 @@ def step(ctx: Context) -> Outcome:
     finally:
         run.timings["setup"] = time.monotonic() - started
     ctx.log.info("job accepted", panda_id=run.panda_id, argv=run.argv, workdir=str(workdir))
+    send_update(ctx, run, "starting")
+    if run.kill_requested or run.stop_reporting:
+        return _refused_by_server(ctx, run)
     return "accept", Reason("job definition valid")
+
+
+def _refused_by_server(ctx: Context, run: JobRun) -> Outcome:
+    """The server answered 'starting' with tobekilled (or alreadydone): do not run the payload."""
+    run.fail(PilotError.PANDAKILL, "killed by the server before the payload started")
+    ctx.log.warning("job not run: the server refused it", panda_id=run.panda_id,
+                    stop_reporting=run.stop_reporting)
+    return "reject", Reason("the server refused the job", run.error)

@@ -23,8 +23,9 @@ def test_harvester_command_line_is_accepted_and_unused_options_are_listed() -> N
     args = run_args(ns, cwd=Path("/tmp"))
     assert (args.queue, args.job_label, args.workdir, args.no_proxy_check, args.debug) == (
         "PQ", "managed", Path("/tmp/wd"), True, True)
-    assert {"url", "resource", "site", "job_type", "pilot_user", "harvester_submit_mode",
-            "allow_same_user", "resource_type"} <= set(args.ignored)
+    assert (args.url, args.resource_type, args.job_type, args.push) == (
+        "https://pandaserver.invalid:25443", "SCORE", "managed", False)
+    assert {"resource", "site", "pilot_user", "allow_same_user"} <= set(args.ignored)
 
 
 def test_pilot3_style_invocation_without_subcommand_means_run(tmp_path: Path) -> None:

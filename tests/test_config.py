@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fsm_pilot.config import precedence_markdown, resolve
+from fsm_pilot.docs import render
 from fsm_pilot.errors import PilotError, PilotFailure
 
 
@@ -38,6 +39,7 @@ def test_bad_values_are_coded_failures() -> None:
     assert qd_error.value.error == PilotError.QUEUEDATANOTOK
 
 
-def test_readme_settings_table_matches_the_code() -> None:
+def test_readme_generated_sections_match_the_code() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert precedence_markdown() in readme, "README's settings table is stale: paste precedence_markdown()"
+    assert precedence_markdown() in readme
+    assert render(readme) == readme, "README is stale: run `python -m fsm_pilot.docs` and commit it"

@@ -188,4 +188,4 @@ def test_inline_token_is_redacted_everywhere() -> None:
 
 def test_bad_api_choice_is_refused() -> None:
     with pytest.raises(ValueError, match="auto, v1 or legacy"):
-        PandaClient(api="v2")  # type: ignore[arg-type]
+        PandaClient("http://127.0.0.1:1", api="v2")  # type: ignore[arg-type]

@@ -1,13 +1,12 @@
 """The pilot side of the PanDA server protocol: both dialects, retries, auth, reply parsing."""
 
 from fsm_pilot.panda.auth import Auth, auth_from_env
-from fsm_pilot.panda.client import DEFAULT_URL, PandaClient, user_agent
+from fsm_pilot.panda.client import PandaClient, user_agent
 from fsm_pilot.panda.replies import Reply, StatusCode, parse_reply
 from fsm_pilot.panda.results import GetJobResult, UpdateResult, split_commands
 from fsm_pilot.panda.transport import Interrupted, RetryPolicy
 
 __all__ = [
-    "DEFAULT_URL",
     "Auth",
     "GetJobResult",
     "Interrupted",

@@ -34,7 +34,6 @@ from fsm_pilot.panda.transport import Answer, Call, Log, RetryPolicy, Sleep, Tra
 
 Api = Literal["auto", "v1", "legacy"]
 T = TypeVar("T")
-DEFAULT_URL = "https://pandaserver.cern.ch:25443"
 
 #: A 400 whose text says this is a method the server does not have.
 _UNKNOWN_METHOD = re.compile(r"method\b.*\b(unknown|forbidden|undefined|not (found|allowed|supported))|"
@@ -65,7 +64,7 @@ def _unknown_method(answer: Answer) -> bool:
 class PandaClient:
     """Talks to one PanDA server; every method takes ``deadline`` (``time.monotonic()`` based) or None."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, api: Api = "auto", auth: Auth | None = None,
+    def __init__(self, url: str, *, api: Api = "auto", auth: Auth | None = None,
                  policy: RetryPolicy | None = None, sleep: Sleep | None = None, log: Log | None = None,
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
         if api not in ("auto", "v1", "legacy"):

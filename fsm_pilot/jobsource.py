@@ -1,0 +1,92 @@
+"""Where jobs come from: a pre-placed file (Harvester PUSH, ``--job-file``) or the server (PULL).
+
+Both return the next job's raw record, or why there is none. "Cannot reach
+the server" and "the server has no jobs" stay different all the way to the
+exit code (79 and 82).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsm_pilot.context import Context
+from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.job import job_identity
+from fsm_pilot.jobfile import read_job_records
+from fsm_pilot.server import deadline, getjob_request, reports
+
+if TYPE_CHECKING:
+    from fsm_pilot.panda import GetJobResult
+
+
+@dataclass(frozen=True)
+class Found:
+    """The source's answer: a record, or ``why`` there is none (with an error when it is one)."""
+
+    record: dict[str, Any] | None
+    why: str
+    error: PilotError | None = None
+    interrupted: bool = False
+
+
+def job_file(ctx: Context) -> Path:
+    """--job-file, else ``pandaJobData.out`` in the Harvester workdir or the launch dir."""
+    if ctx.args.job_file is not None:
+        return ctx.args.job_file
+    return (ctx.args.harvester_workdir or ctx.args.launch_dir) / "pandaJobData.out"
+
+
+def uses_file(ctx: Context) -> bool:
+    """PUSH mode, an explicit job file, or a pre-placed file next to the pilot (as Pilot 3)."""
+    return ctx.args.push or ctx.args.job_file is not None or job_file(ctx).exists()
+
+
+def from_file(ctx: Context) -> Found:
+    """The first job in the file this pilot has not taken (the file is re-read: Harvester may replace it)."""
+    path = job_file(ctx)
+    try:
+        records = read_job_records(path)
+        identities = [(job_identity(r).panda_id, r) for r in records]
+    except FileNotFoundError:
+        return Found(None, f"{path} does not exist")
+    for panda_id, record in identities:
+        if panda_id not in ctx.taken:
+            return Found(record, f"job {panda_id} taken from {path.name}")
+    return Found(None, f"every job in {path} was taken")
+
+
+def _ask(ctx: Context) -> Found | GetJobResult:
+    """One getJob: the client's result, or a Found saying why there is none."""
+    from fsm_pilot.panda import Interrupted
+
+    try:
+        result: GetJobResult = ctx.client.get_job(getjob_request(ctx), deadline=deadline(ctx))
+    except PilotFailure as exc:
+        return Found(None, f"getJob failed: {exc.diag}", PilotError.COMMUNICATIONFAILURE)
+    except Interrupted:
+        return Found(None, "interrupted by a signal", interrupted=True)
+    return result
+
+
+def from_server(ctx: Context) -> Found:
+    """Ask the server, up to ``getjob_requests`` times while it answers 'no jobs'."""
+    if not reports(ctx):
+        return Found(None, "no job source: no pre-placed job, and no --url (or -z)")
+    tries = max(1, int(ctx.setting("getjob_requests")))
+    refused = ""
+    for attempt in range(1, tries + 1):
+        result = _ask(ctx)
+        if isinstance(result, Found):
+            return result
+        if result.kind == "job" and result.job is not None:
+            return Found(dict(result.job), f"job {result.job.get('PandaID')} from the server")
+        ctx.log.info("no job from the server", attempt=attempt, of=tries, kind=result.kind,
+                     status=result.status, message=result.message)
+        refused = f"StatusCode {result.status} {result.message}" if result.kind == "refused" else ""
+        if attempt < tries and ctx.signals.sleep(ctx.setting("getjob_wait")):
+            return Found(None, "interrupted by a signal", interrupted=True)
+    if refused:
+        return Found(None, f"getJob refused: {refused}", PilotError.COMMUNICATIONFAILURE)
+    return Found(None, f"no jobs in PanDA after {tries} request(s)", PilotError.NOJOBSINPANDA)

@@ -1,0 +1,77 @@
+"""Reporting job states to the server (or to heartbeat.json with -z), and acting on its replies.
+
+PanDA expects ``starting``, then ``running`` with a heartbeat every
+``heartbeat_interval`` seconds, then the final ``finished``/``failed`` with the
+full report. The reply may carry commands: ``tobekilled`` (kill, fail with
+PANDAKILL), ``debug``/``debugoff`` (heartbeat every 60 s, or back),
+``alreadydone``/``badattemptnr`` (stop reporting this job); others are logged.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fsm_pilot.context import Context, JobRun
+from fsm_pilot.errors import PilotFailure
+from fsm_pilot.report import final_update, write_json_atomic
+from fsm_pilot.server import deadline, reports
+
+DEBUG_HEARTBEAT = 60.0
+STOP_REPORTING = frozenset({"alreadydone", "badattemptnr"})
+#: The fields every update carries; the final one carries the whole report.
+BRIEF_FIELDS = ("jobId", "state", "timestamp", "siteName", "node", "attemptNr", "schedulerID", "pilotID",
+                "batchID", "startTime", "coreCount", "cpuConsumptionUnit")
+
+
+def update_fields(ctx: Context, run: JobRun, state: str, final: bool) -> dict[str, object]:
+    """The updateJob fields for ``state``: brief for starting/running, everything for the final one."""
+    fields = final_update(ctx, run)
+    fields["state"] = state
+    if final:
+        return fields
+    return {key: fields[key] for key in BRIEF_FIELDS}
+
+
+def heartbeat_interval(ctx: Context) -> float:
+    """Seconds between heartbeats now (the debug command shortens it)."""
+    return ctx.heartbeat_interval or ctx.setting("heartbeat_interval")
+
+
+def _act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
+    for command in commands:
+        if command == "tobekilled":
+            run.kill_requested = True
+        elif command == "debug":
+            ctx.heartbeat_interval = min(DEBUG_HEARTBEAT, ctx.setting("heartbeat_interval"))
+        elif command == "debugoff":
+            ctx.heartbeat_interval = None
+        elif command in STOP_REPORTING:
+            run.stop_reporting = True
+        if command != "tobekilled":
+            ctx.log.info("server command", panda_id=run.panda_id, command=command)
+    if run.kill_requested:
+        ctx.log.warning("server command: kill the job", panda_id=run.panda_id, command="tobekilled")
+
+
+def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
+                within: float | None = None) -> bool:
+    """Report ``state``; True when the server (or heartbeat.json) took it. Never raises."""
+    from fsm_pilot.panda import Interrupted
+
+    fields = update_fields(ctx, run, state, final)
+    if not reports(ctx):
+        if ctx.pilot_dir is not None and ctx.args.no_server_update:
+            write_json_atomic(ctx.pilot_dir / "heartbeat.json", fields)
+        return ctx.args.no_server_update
+    if run.stop_reporting:
+        return False
+    started = time.monotonic()
+    try:
+        result = ctx.client.update_job(fields, deadline=deadline(ctx, within))
+    except (PilotFailure, Interrupted) as exc:
+        ctx.log.warning("update not delivered", panda_id=run.panda_id, state=state, final=final, error=repr(exc))
+        return False
+    ctx.log.info("update sent", panda_id=run.panda_id, state=state, ok=result.ok, status=result.status,
+                 seconds=round(time.monotonic() - started, 4))
+    _act_on(ctx, run, result.commands)
+    return bool(result.ok)
