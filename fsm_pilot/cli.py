@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 from fsm_pilot import __version__
 
-SUBCOMMANDS = ("run", "exit-codes", "diagram")
+SUBCOMMANDS = ("run", "exit-codes", "diagram", "dispatcher", "submit", "status")
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
+    from fsm_pilot.dispatcher.cli import add_dispatcher_parser, add_status_parser, add_submit_parser
     from fsm_pilot.options import add_run_options
 
     top = argparse.ArgumentParser(prog="fsm-pilot", description="A PanDA pilot as a declared state machine.")
@@ -29,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
     diagram = sub.add_parser("diagram", help="print the state diagram (Mermaid, in a Markdown page)")
     diagram.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    add_dispatcher_parser(sub)
+    add_submit_parser(sub)
+    add_status_parser(sub)
     return top
 
 
@@ -87,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fsm_pilot.diagram import markdown
 
         return _write(ns.output, markdown())
+    if ns.command in ("dispatcher", "submit", "status"):
+        code: int = ns.func(ns)
+        return code
     try:
         return cmd_run(ns)
     except Exception as exc:  # the last line of defence: a message and 70, never a bare traceback
