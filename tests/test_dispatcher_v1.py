@@ -1,0 +1,210 @@
+"""The REST v1 dialect (/api/v1/<module>/<function>) over real loopback HTTP."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.dispatcher_helpers import TEST_QUEUE, Dispatcher, history, job, queue_args, running, status_of
+
+ACQUIRE = {"site_name": TEST_QUEUE, "computing_element": TEST_QUEUE, "prod_source_label": "managed", "node": "n1",
+           "disk_space": 10000, "memory": 2000}
+
+
+@pytest.fixture
+def disp(tmp_path: Path) -> Iterator[Dispatcher]:
+    with running(tmp_path, *queue_args()) as d:
+        yield d
+
+
+def acquire(disp: Dispatcher, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = disp.v1("pilot/acquire_jobs", {**ACQUIRE, **extra}).json()
+    return body
+
+
+def update(disp: Dispatcher, panda_id: Any, status: str, **extra: Any) -> requests.Response:
+    return disp.v1("pilot/update_job", {"job_id": panda_id, "job_status": status, **extra})
+
+
+def test_acquire_jobs_envelope(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    body = acquire(disp)
+    assert body["success"] is True and body["message"] == ""
+    (got,) = body["data"]["jobs"]
+    assert body["data"]["StatusCode"] == 0 and got["PandaID"] == panda_id and got["nSent"] == 1
+    assert status_of(disp.db, panda_id) == "sent"
+
+
+def test_acquire_jobs_without_jobs(disp: Dispatcher) -> None:
+    resp = disp.v1("pilot/acquire_jobs", ACQUIRE)
+    assert resp.status_code == 200
+    assert resp.json() == {"success": False, "message": "No jobs in PanDA", "data": None}
+
+
+def test_acquire_several_jobs(disp: Dispatcher) -> None:
+    ids = disp.submit([job(i) for i in range(3)])
+    assert [j["PandaID"] for j in acquire(disp, n_jobs=2)["data"]["jobs"]] == ids[:2]
+    assert [j["PandaID"] for j in acquire(disp, n_jobs=2)["data"]["jobs"]] == ids[2:]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"node": "n1"}, "missing required parameter(s): site_name"),
+        ({"site_name": 5}, "Type error: 'site_name' must be of type str, got int."),
+        ({"site_name": TEST_QUEUE, "n_jobs": "2"}, "Type error: 'n_jobs' must be of type int, got str."),
+        ({"site_name": TEST_QUEUE, "favourite": 1}, "unexpected parameter 'favourite'"),
+    ],
+)
+def test_acquire_bad_requests(disp: Dispatcher, body: dict[str, Any], message: str) -> None:
+    resp = disp.v1("pilot/acquire_jobs", body)
+    assert resp.status_code == 400
+    assert resp.json() == {"success": False, "message": message, "data": None}
+
+
+def test_update_job_lifecycle(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    acquire(disp)
+    for status in ("starting", "running"):
+        assert update(disp, panda_id, status).json() == {
+            "success": True, "message": "", "data": {"StatusCode": 0, "command": "NULL"}}
+    final = {"trans_exit_code": 0, "pilot_error_code": 0, "job_output_report": "{}", "cpu_consumption_time": 3,
+             "max_rss": 1024.5, "attempt_nr": 0, "pilot_id": "fsm-pilot"}
+    assert update(disp, panda_id, "finished", **final).json()["data"] == {"StatusCode": 0, "command": "NULL"}
+    assert status_of(disp.db, panda_id) == "finished"
+    assert history(disp.db, panda_id)[-1]["fields"] == {"job_id": panda_id, "job_status": "finished", **final}
+    assert update(disp, panda_id, "running").json()["data"] == {"StatusCode": 0, "command": "alreadydone"}
+
+
+def test_update_job_for_an_unknown_job(disp: Dispatcher) -> None:
+    assert update(disp, 987654, "running").json()["data"] == {"StatusCode": 0, "command": "tobekilled"}
+
+
+def test_update_job_with_an_invalid_status(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    acquire(disp)
+    resp = update(disp, panda_id, "exploded")
+    assert resp.status_code == 200
+    assert resp.json() == {"success": False, "message": "Invalid job status: exploded", "data": {"StatusCode": 50}}
+    assert status_of(disp.db, panda_id) == "sent"
+
+
+def test_a_string_job_id_is_refused_like_panda_server(disp: Dispatcher) -> None:
+    resp = update(disp, "1", "running")
+    assert resp.status_code == 400
+    assert resp.json()["message"] == "Type error: 'job_id' must be of type int, got str."
+
+
+def test_form_encoded_v1_is_refused_and_answered_as_a_python_repr(disp: Dispatcher) -> None:
+    resp = requests.post(f"{disp.url}/api/v1/pilot/update_job", data={"job_id": "1", "job_status": "running"},
+                         timeout=10)
+    assert resp.status_code == 400 and resp.headers["Content-Type"] == "text/plain"
+    assert resp.text.startswith("{'success': False")
+    assert ast.literal_eval(resp.text) == {
+        "success": False, "message": "Type error: 'job_id' must be of type int, got str.", "data": None}
+
+
+def test_repr_reply_without_json_accept_and_json_with_it(disp: Dispatcher) -> None:
+    plain = requests.get(f"{disp.url}/api/v1/system/is_alive", timeout=10)
+    assert plain.text == "{'success': True, 'message': '', 'data': None}"
+    as_json = requests.get(f"{disp.url}/api/latest/system/is_alive", headers={"Accept": "application/json"}, timeout=10)
+    assert as_json.json() == {"success": True, "message": "", "data": None}
+
+
+def test_get_job_status(disp: Dispatcher) -> None:
+    a, b = disp.submit([job(1), job(2)])
+    acquire(disp)
+    resp = requests.get(f"{disp.url}/api/v1/pilot/get_job_status", params={"job_ids": [a, b, 99]},
+                        headers={"Accept": "application/json"}, timeout=10)
+    assert resp.json()["data"] == [{"job_id": a, "status": "sent", "attempt_number": 0},
+                                   {"job_id": b, "status": "activated", "attempt_number": 0},
+                                   {"job_id": 99, "status": "not found", "attempt_number": 0}]
+    single = requests.get(f"{disp.url}/api/v1/pilot/get_job_status?job_ids={b}", timeout=10)
+    assert ast.literal_eval(single.text)["data"] == [{"job_id": b, "status": "activated", "attempt_number": 0}]
+    bad = requests.get(f"{disp.url}/api/v1/pilot/get_job_status?job_ids=x", timeout=10)
+    assert bad.status_code == 400 and "could not be casted to type int" in bad.text
+
+
+def test_update_worker_status(disp: Dispatcher) -> None:
+    ok = disp.v1("pilot/update_worker_status", {"worker_id": 7, "harvester_id": "h", "status": "finished"})
+    assert ok.json() == {"success": True, "message": "", "data": None}
+    bad = disp.v1("pilot/update_worker_status", {"worker_id": 7, "harvester_id": "h", "status": "lost"})
+    assert bad.json()["success"] is False and "Invalid worker state" in bad.json()["message"]
+
+
+# --- submit and set_command -----------------------------------------------------------------------
+
+
+def test_submit_assigns_increasing_pandaids_and_accepts_a_json_string(disp: Dispatcher) -> None:
+    first = disp.submit([job(1), job(2)])
+    resp = disp.v1("job/submit", {"jobs": '[{"transformation": "echo"}]'}).json()
+    assert resp["success"] is True and first[0] < first[1] < resp["data"][0]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        ([], "jobs must be a non-empty list"),
+        ([{"jobPars": "x"}], "job #0: transformation is required"),
+        ([job(1), {"transformation": "x", "computingSite": "NOWHERE"}], "job #1: unknown queue 'NOWHERE'"),
+        ("[not json", "jobs is not valid JSON"),
+        ([["not", "an", "object"]], "job #0 is not a JSON object"),
+    ],
+)
+def test_submit_refuses_bad_jobs_and_stores_none(disp: Dispatcher, jobs: Any, message: str) -> None:
+    resp = disp.v1("job/submit", {"jobs": jobs})
+    assert resp.status_code == 400 and message in resp.json()["message"]
+    assert acquire(disp)["success"] is False
+
+
+def test_set_command_reaches_the_next_update_and_the_kill_ends_failed(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    acquire(disp)
+    assert update(disp, panda_id, "running").json()["data"]["command"] == "NULL"
+    resp = disp.v1("job/set_command", {"job_id": panda_id, "command": "tobekilled"}).json()
+    assert resp["success"] is True
+    assert update(disp, panda_id, "running").json()["data"] == {"StatusCode": 0, "command": "tobekilled"}
+    legacy = disp.legacy("updateJob", {"jobId": str(panda_id), "state": "running"}).json()
+    assert legacy == {"StatusCode": 0, "command": "tobekilled"}
+    update(disp, panda_id, "failed", pilot_error_code=1144, pilot_error_diag="killed by the server")
+    assert status_of(disp.db, panda_id) == "failed"
+    assert [h["answer"] for h in history(disp.db, panda_id) if h["event"] == "update"] == [
+        "NULL", "tobekilled", "tobekilled", "tobekilled"]
+
+
+def test_several_commands_are_comma_joined(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    acquire(disp)
+    for command in ("debug", "tobekilled", "debug"):
+        assert disp.v1("job/set_command", {"job_id": panda_id, "command": command}).json()["success"] is True
+    assert update(disp, panda_id, "running").json()["data"]["command"] == "debug,tobekilled"
+
+
+def test_set_command_refusals(disp: Dispatcher) -> None:
+    (panda_id,) = disp.submit([job(1)])
+    missing = disp.v1("job/set_command", {"job_id": 5555, "command": "tobekilled"})
+    assert missing.status_code == 200 and missing.json() == {
+        "success": False, "message": "PandaID=5555 not found", "data": None}
+    bad = disp.v1("job/set_command", {"job_id": panda_id, "command": "ls; rm -rf /"})
+    assert bad.status_code == 400
+    acquire(disp)
+    update(disp, panda_id, "finished")
+    done = disp.v1("job/set_command", {"job_id": panda_id, "command": "tobekilled"}).json()
+    assert done["success"] is False and "already finished" in done["message"]
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+def test_wrong_http_method_unknown_functions_and_versions(disp: Dispatcher) -> None:
+    wrong = disp.v1("pilot/acquire_jobs", method="GET", headers={"Accept": "application/json"})
+    assert wrong.status_code == 405 and wrong.json()["message"] == "expecting POST, received GET"
+    for path in ("/api/v1/pilot/get_proxy", "/api/v1/nomodule/x", "/api/v2/pilot/acquire_jobs"):
+        resp = requests.post(f"{disp.url}{path}", timeout=10)
+        assert resp.status_code == 403 and resp.text.startswith("ERROR : method") and "is forbidden" in resp.text
+    assert requests.get(f"{disp.url}/api/v1/pilot", timeout=10).status_code == 404
