@@ -6,6 +6,10 @@ transformation as its arguments. Nothing is ever interpreted by a shell, so
 ``;``, ``|``, ``$()`` and redirections in ``jobPars`` reach the payload as
 literal arguments. A payload that wants a shell names one
 (``transformation=bash``, ``jobPars=-c '...'``).
+
+A transformation is a script in the job dir (staged in as an input), an
+absolute path, a name on PATH, or a URL under one of the allowed base URLs
+(``-g/--baseurls``, ``PANDA_BASE_URLS``), downloaded into the job dir.
 """
 
 from __future__ import annotations
@@ -14,17 +18,83 @@ import os
 import shlex
 import shutil
 import stat
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from fsm_pilot.errors import PilotError, PilotFailure
+
+#: A downloaded transformation larger than this is refused (scripts are small).
+MAX_TRF_BYTES = 64 * 1024 * 1024
+
+
+def is_url(transformation: str) -> bool:
+    """``http(s)://...``: a transformation to download."""
+    return urlsplit(transformation).scheme in ("http", "https")
+
+
+def allowed(url: str, bases: Sequence[str]) -> bool:
+    """Whether ``url`` lies under one of ``bases`` (same scheme and host, path prefix on a / boundary)."""
+    target = urlsplit(url)
+    for base in bases:
+        b = urlsplit(base.strip())
+        prefix = b.path.rstrip("/") + "/"
+        if (b.scheme, b.netloc) == (target.scheme, target.netloc) and target.path.startswith(prefix):
+            return True
+    return False
+
+
+def url_name(url: str) -> str:
+    """The file name a downloaded transformation gets: the URL's last path segment, if safe."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if not name or name in (".", "..") or name.startswith("-") or any(ord(c) < 0x20 for c in name):
+        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation URL {url[:200]!r} names no usable file")
+    return name
+
+
+def check_transformation(transformation: str, inputs: Collection[str], bases: Sequence[str],
+                         path_env: str) -> None:
+    """At validation: the transformation can be found once inputs are staged in, or downloaded."""
+    if is_url(transformation):
+        if not allowed(transformation, bases):
+            raise PilotFailure(PilotError.TRFDOWNLOADFAILURE,
+                               f"transformation URL {transformation[:200]!r} is not under an allowed base URL "
+                               f"({', '.join(bases) or 'none given: use -g/--baseurls or PANDA_BASE_URLS'})")
+        url_name(transformation)
+        return
+    if "://" in transformation:
+        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation {transformation[:200]!r}: "
+                                                          "only http(s) URLs can be downloaded")
+    if transformation not in inputs:
+        resolve_transformation(transformation, Path("/nonexistent-job-dir"), path_env)
+
+
+def download_transformation(url: str, workdir: Path, session: Any, timeout: float = 60.0) -> Path:
+    """Fetch an allowed URL transformation into the job dir and make it executable."""
+    target = workdir / url_name(url)
+    try:
+        _fetch(url, target, session, timeout)
+    except OSError as exc:  # requests' errors are OSErrors too
+        target.unlink(missing_ok=True)
+        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"cannot download {url[:200]}: {exc}"[:500]) from None
+    target.chmod(target.stat().st_mode | stat.S_IXUSR)
+    return target
+
+
+def _fetch(url: str, target: Path, session: Any, timeout: float) -> None:
+    with session.get(url, timeout=timeout, stream=True) as response, open(target, "wb") as out:
+        response.raise_for_status()
+        size = 0
+        for chunk in response.iter_content(1 << 16):
+            size += len(chunk)
+            if size > MAX_TRF_BYTES:
+                raise OSError(f"larger than {MAX_TRF_BYTES} bytes")
+            out.write(chunk)
 
 
 def resolve_transformation(transformation: str, workdir: Path, path_env: str) -> Path:
     """Where the transformation is: the job dir, an absolute path, or PATH."""
-    if "://" in transformation:
-        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE,
-                           f"transformation {transformation[:200]!r} is a URL: downloading transformations "
-                           "is not supported by this pilot version")
     if os.path.isabs(transformation):
         found: Path | None = Path(transformation)
     elif "/" in transformation:
@@ -43,13 +113,18 @@ def resolve_transformation(transformation: str, workdir: Path, path_env: str) ->
     return found
 
 
-def build_argv(transformation: str, job_pars: str, workdir: Path, path_env: str) -> list[str]:
-    """The payload's argv; a script in the job dir is made executable first (we own it)."""
-    exe = resolve_transformation(transformation, workdir, path_env)
-    if exe.parent.resolve() == workdir.resolve() and not os.access(exe, os.X_OK):
-        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+def split_job_pars(job_pars: str) -> list[str]:
+    """``jobPars`` as words, by POSIX shell rules; unbalanced quotes are a conversion failure."""
     try:
-        words = shlex.split(job_pars)
+        return shlex.split(job_pars)
     except ValueError as exc:
         raise PilotFailure(PilotError.CONVERSIONFAILURE, f"jobPars cannot be split into words: {exc}") from None
-    return [str(exe), *words]
+
+
+def build_argv(transformation: str, job_pars: str, workdir: Path, path_env: str) -> list[str]:
+    """The payload's argv; a script in the job dir is made executable first (we own it)."""
+    name = url_name(transformation) if is_url(transformation) else transformation
+    exe = resolve_transformation(name, workdir, path_env)
+    if exe.parent.resolve() == workdir.resolve() and not os.access(exe, os.X_OK):
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return [str(exe), *split_job_pars(job_pars)]

@@ -42,6 +42,10 @@ class RunArgs:
     resource_type: str = ""
     job_type: str = ""
     working_group: str = ""
+    #: where URL transformations may be downloaded from (-g/--baseurls, PANDA_BASE_URLS)
+    base_urls: tuple[str, ...] = ()
+    #: ARC/NorduGrid: write output.list here (--output-dir)
+    output_dir: Path | None = None
     queuedata_url: str | None = None
     storagedata_url: str | None = None
     job_file: Path | None = None
@@ -81,6 +85,10 @@ class JobRun:
     final_pending: bool = False
     #: the server asked to kill the job (tobekilled)
     kill_requested: bool = False
+    #: the server said nocleanup: keep the job dir after the job
+    keep_workdir: bool = False
+    #: the payload's resource usage (a monitor UsageAccumulator), once it ran
+    usage: Any = None
 
     @property
     def panda_id(self) -> int:
@@ -118,6 +126,8 @@ class Context:
     decisions: list[Decision] = field(default_factory=list)
     job: JobRun | None = None
     jobs_run: list[int] = field(default_factory=list)
+    #: jobs in a row that failed fast (the black-hole guard's fact)
+    fast_failures: int = 0
     taken: set[int] = field(default_factory=set)
     #: the trigger and reason that brought the pilot into its current state
     arrived_by: Outcome | None = None

@@ -44,4 +44,5 @@ def measure(ctx: Context) -> Facts:
         timefloor=ctx.setting("timefloor"),
         credential=kind,
         credential_seconds_left=left,
+        fast_failures=ctx.fast_failures,
     )

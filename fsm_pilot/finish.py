@@ -7,6 +7,7 @@ or a crash): whatever happened to the payload, the job's log is kept.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -77,6 +78,36 @@ def stage_log(ctx: Context, run: JobRun) -> None:
             slice_path.unlink(missing_ok=True)
 
 
+def write_output_list(ctx: Context, run: JobRun) -> None:
+    """ARC/NorduGrid's ``output.list``: ``<lfn> <surl>:checksumtype=adler32:checksumvalue=<v>`` per file."""
+    if ctx.args.output_dir is None or not run.xml:
+        return
+    ctx.args.output_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{lfn} {entry['surl']}:checksumtype=adler32:checksumvalue={entry['adler32']}\n"
+             for lfn, entry in sorted(run.xml.items())]
+    with open(ctx.args.output_dir / "output.list", "a", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
+def remove_workdir(ctx: Context, run: JobRun) -> None:
+    """Remove the job dir once its log is stored and its outcome delivered, unless told to keep it.
+
+    A job whose final update is still pending keeps its dir: it is what a later
+    pilot's recovery works from. The server's ``nocleanup`` keeps it too.
+    """
+    if run.workdir is None or run.final_pending or run.keep_workdir:
+        ctx.log.info("job dir kept", panda_id=run.panda_id, pending=run.final_pending, nocleanup=run.keep_workdir)
+        return
+    shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+def _fast_failures(ctx: Context, run: JobRun) -> int:
+    """Count jobs in a row that failed within the black-hole window; a success resets it."""
+    ran_for = (run.end_time or time.time()) - run.start_time
+    limit = ctx.thresholds.blackhole_seconds if ctx.thresholds else 60.0
+    return ctx.fast_failures + 1 if run.state == "failed" and ran_for < limit else 0
+
+
 def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | None = None) -> Path:
     """Stage out, write the final report, send it (within ``within`` s), release the job.
 
@@ -87,6 +118,7 @@ def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | No
     if with_outputs and run.state != "failed":
         stage_outputs(ctx, run)
     stage_log(ctx, run)
+    write_output_list(ctx, run)
     run.timings["stageout"] = time.monotonic() - started
     run.end_time = time.time()
     run.final_pending = True
@@ -94,8 +126,10 @@ def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | No
     if send_update(ctx, run, run.state, final=True, within=within):
         run.final_pending = False
         report = write_final_report(ctx, run)
+    remove_workdir(ctx, run)
     ctx.log.info("job ended", panda_id=run.panda_id, state=run.state,
                  error=run.error.name if run.error else None, diag=run.diag, report=str(report))
     ctx.jobs_run.append(run.panda_id)
+    ctx.fast_failures = _fast_failures(ctx, run)
     ctx.job = None
     return report

@@ -27,6 +27,7 @@ class Facts:
     timefloor: float  #: queuedata timefloor, in seconds (0 = one job only)
     credential: str  #: "x509", "token", "none", or "skipped" (-t)
     credential_seconds_left: float | None  #: None when skipped or without expiry
+    fast_failures: int = 0  #: jobs in a row that failed within ``Thresholds.blackhole_seconds``
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Thresholds:
     proxy_job_seconds: float = 3600
     #: the pilot stops this long before its walltime ends (REACHEDMAXTIME grace).
     lifetime_margin_seconds: float = 180
+    #: jobs per pilot; 0 = no limit (timefloor decides).
+    max_jobs: int = 0
+    #: this many jobs in a row failing within ``blackhole_seconds`` means the node eats jobs.
+    blackhole_jobs: int = 3
+    blackhole_seconds: float = 60
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,20 @@ def timefloor(facts: Facts, limits: Thresholds) -> Decision:
     return Decision("timefloor", ok, inputs, facts.timefloor)
 
 
+def max_jobs(facts: Facts, limits: Thresholds) -> Decision:
+    """No more than ``--max-jobs`` jobs per pilot (0 = no limit)."""
+    ok = limits.max_jobs <= 0 or facts.jobs_run < limits.max_jobs
+    return Decision("max_jobs", ok, {"jobs_run": facts.jobs_run}, limits.max_jobs)
+
+
+def black_hole(facts: Facts, limits: Thresholds) -> Decision:
+    """Stop when jobs keep failing fast in a row: the node, not the jobs, is broken (exit 75)."""
+    ok = facts.fast_failures < limits.blackhole_jobs
+    return Decision("black_hole", ok, {"fast_failures": facts.fast_failures},
+                    {"jobs": limits.blackhole_jobs, "seconds": limits.blackhole_seconds},
+                    None if ok else PilotError.BLACKHOLE)
+
+
 Guard = Callable[[Facts, Thresholds], Decision]
 
 #: Every guard the machine may name, by name.
@@ -107,12 +127,16 @@ GUARDS: dict[str, Guard] = {
     "proxy_lifetime": proxy_lifetime,
     "pilot_lifetime": pilot_lifetime,
     "timefloor": timefloor,
+    "max_jobs": max_jobs,
+    "black_hole": black_hole,
 }
 
 #: Where each guard's threshold comes from, for the operator documentation.
 GUARD_SOURCES: dict[str, str] = {
     "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",
     "proxy_lifetime": "72 h - 20 min before the first job, 1 h before later ones; skipped with -t",
-    "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s",
+    "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s (--lifetime-margin)",
     "timefloor": "queuedata timefloor (minutes); 0 = one job only",
+    "max_jobs": "--max-jobs (0 = no limit)",
+    "black_hole": "--blackhole-jobs jobs in a row failing within --blackhole-seconds (3 within 60 s)",
 }

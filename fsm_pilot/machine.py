@@ -45,8 +45,9 @@ class Edge:
 
 
 SETUP = ("INIT", "QUEUEDATA", "CHECKS", "RECOVERY", "CLEANUP", "GETJOB")
-HOLDING_JOB = ("VALIDATE", "RUNNING", "STAGEOUT")
+HOLDING_JOB = ("VALIDATE", "STAGEIN", "RUNNING", "STAGEOUT")
 ANOTHER_JOB = ("disk_space", "proxy_lifetime", "pilot_lifetime")
+NEXT_JOB = ("black_hole", "timefloor", "max_jobs", *ANOTHER_JOB)
 
 STATES: tuple[State, ...] = (
     State("INIT", "init", "record the start time, create the pilot dir"),
@@ -56,6 +57,7 @@ STATES: tuple[State, ...] = (
     State("CLEANUP", "cleanup", "remove old work dirs; measure facts for the first job"),
     State("GETJOB", "getjob", "take a job definition"),
     State("VALIDATE", "validate", "parse the job; reject unsafe or inconsistent definitions"),
+    State("STAGEIN", "stagein", "fetch the job's inputs, verify size and checksum"),
     State("RUNNING", "running", "run the payload in its own work dir and process group"),
     State("STAGEOUT", "stageout", "store outputs and the log, report the job's final state"),
     State("ABORTING", "aborting", "record the held job as failed (signal or crash), keep its log"),
@@ -67,26 +69,28 @@ STATES: tuple[State, ...] = (
 INITIAL = "INIT"
 
 TRANSITIONS: tuple[Edge, ...] = (
-    #    trigger         source       dest         guards
-    Edge("next",         "INIT",      "QUEUEDATA"),
-    Edge("next",         "QUEUEDATA", "CHECKS"),
-    Edge("next",         "CHECKS",    "RECOVERY"),
-    Edge("next",         "RECOVERY",  "CLEANUP"),
-    Edge("next",         "CLEANUP",   "GETJOB",    ANOTHER_JOB),
-    Edge("next",         "CLEANUP",   "EXIT"),
-    Edge("got_job",      "GETJOB",    "VALIDATE"),
-    Edge("no_job",       "GETJOB",    "EXIT"),
-    Edge("accept",       "VALIDATE",  "RUNNING"),
-    Edge("reject",       "VALIDATE",  "STAGEOUT"),
-    Edge("payload_done", "RUNNING",   "STAGEOUT"),
-    Edge("job_done",     "STAGEOUT",  "GETJOB",    ("timefloor", *ANOTHER_JOB)),
-    Edge("job_done",     "STAGEOUT",  "EXIT"),
-    *(Edge("fail",       source,      "FAILED") for source in SETUP),
-    *(Edge("fail",       source,      "ABORTING") for source in HOLDING_JOB),
-    Edge("fail",         "ABORTING",  "FAILED"),
-    *(Edge("abort",      source,      "ABORTED") for source in SETUP),
-    *(Edge("abort",      source,      "ABORTING") for source in HOLDING_JOB),
-    Edge("abort",        "ABORTING",  "ABORTED"),
+    #    trigger           source       dest        guards
+    Edge("next",           "INIT",      "QUEUEDATA"),
+    Edge("next",           "QUEUEDATA", "CHECKS"),
+    Edge("next",           "CHECKS",    "RECOVERY"),
+    Edge("next",           "RECOVERY",  "CLEANUP"),
+    Edge("next",           "CLEANUP",   "GETJOB",   ANOTHER_JOB),
+    Edge("next",           "CLEANUP",   "EXIT"),
+    Edge("got_job",        "GETJOB",    "VALIDATE"),
+    Edge("no_job",         "GETJOB",    "EXIT"),
+    Edge("accept",         "VALIDATE",  "STAGEIN"),
+    Edge("reject",         "VALIDATE",  "STAGEOUT"),
+    Edge("staged_in",      "STAGEIN",   "RUNNING"),
+    Edge("stagein_failed", "STAGEIN",   "STAGEOUT"),
+    Edge("payload_done",   "RUNNING",   "STAGEOUT"),
+    Edge("job_done",       "STAGEOUT",  "GETJOB",   NEXT_JOB),
+    Edge("job_done",       "STAGEOUT",  "EXIT"),
+    *(Edge("fail",         source,      "FAILED") for source in SETUP),
+    *(Edge("fail",         source,      "ABORTING") for source in HOLDING_JOB),
+    Edge("fail",           "ABORTING",  "FAILED"),
+    *(Edge("abort",        source,      "ABORTED") for source in SETUP),
+    *(Edge("abort",        source,      "ABORTING") for source in HOLDING_JOB),
+    Edge("abort",          "ABORTING",  "ABORTED"),
 )  # fmt: skip
 
 Step = Callable[[Any], Any]

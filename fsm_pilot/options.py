@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ IGNORED_VALUED = (
     "--harvester-workerattributes", "--pilot-user", "-r/--resource", "-s/--site", "-L/--leasetime",
     "--country-group", "--allow-other-country",
     "--allow-same-user", "--use-https", "--cleanup", "--redirect-stdout", "--rucio-host",
-    "--input-dir", "--input-destination-dir", "--output-dir", "--use-rucio-traces", "--hpc-resource",
+    "--input-dir", "--input-destination-dir", "--use-rucio-traces", "--hpc-resource",
     "--hpc-mode", "--es-executor-type", "--realtime-logging-server", "--realtime-logname",
 )
 IGNORED_FLAGS = ("-u/--verifypayloadproxy", "-y", "-k", "--subscribe-to-msgsvc", "--pod",
@@ -70,6 +71,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="PULL: ask the server for jobs; PUSH: jobs are pre-placed (pandaJobData.out)")
     add("--capath", default="", help="CA certificates dir for TLS (default X509_CERT_DIR, else the system's)")
     add("--cacert", default="", help="CA certificate file for TLS")
+    add("-g", "--baseurls", default="",
+        help="comma-separated base URLs URL transformations may come from (also PANDA_BASE_URLS)")
+    add("--output-dir", default="", help="ARC/NorduGrid: write output.list (lfn surl:checksum) here")
     add("--queuedata-url", default="", help="queuedata JSON: path or file:// URL ({pandaqueue} replaced)")
     add("--storagedata-url", default="", help="storage endpoints JSON: path or file:// URL")
     add("--harvester-workdir", default="", help="Harvester work dir (where pandaJobData.out is)")
@@ -103,6 +107,12 @@ def _server_url(url: str, port: int) -> str | None:
     return f"{parts.scheme}://{parts.hostname}:{port}{parts.path}".rstrip("/")
 
 
+def _base_urls(given: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """-g/--baseurls, else PANDA_BASE_URLS: comma-separated."""
+    raw = given or env.get("PANDA_BASE_URLS", "")
+    return tuple(u.strip() for u in raw.split(",") if u.strip())
+
+
 def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
     """The parsed command line as :class:`RunArgs`."""
     launch = cwd or Path(os.getcwd())
@@ -120,6 +130,8 @@ def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
         resource_type=ns.resource_type,
         job_type=ns.job_type,
         working_group=ns.working_group,
+        base_urls=_base_urls(ns.baseurls, os.environ),
+        output_dir=Path(ns.output_dir).absolute() if ns.output_dir else None,
         queuedata_url=ns.queuedata_url or None,
         storagedata_url=ns.storagedata_url or None,
         job_file=Path(ns.job_file).absolute() if ns.job_file else None,

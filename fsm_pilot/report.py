@@ -73,6 +73,21 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "pilotTiming": "|".join(str(round(run.timings.get(k, 0.0))) for k in TIMING_KEYS),
         "pilotLog": _tail(run.workdir / "payload.stderr" if run.workdir else None) if failed else "",
     }
+    fields.update(_usage_fields(run))
+    return fields
+
+
+def _usage_fields(run: JobRun) -> dict[str, object]:
+    """maxRSS ... rateWBYTES and jobMetrics, from what the monitor measured (nothing if it never ran)."""
+    if run.usage is None:
+        return {}
+    from fsm_pilot.monitor import job_metrics
+
+    fields: dict[str, object] = dict(run.usage.update_fields())
+    input_bytes = sum(f.fsize or 0 for f in run.job.inputs) if run.job is not None else 0
+    metrics = job_metrics(run.usage, state=run.state, input_bytes=input_bytes or None)
+    if metrics:
+        fields["jobMetrics"] = metrics
     return fields
 
 

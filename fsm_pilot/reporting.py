@@ -4,7 +4,8 @@ PanDA expects ``starting``, then ``running`` with a heartbeat every
 ``heartbeat_interval`` seconds, then the final ``finished``/``failed`` with the
 full report. The reply may carry commands: ``tobekilled`` (kill, fail with
 PANDAKILL), ``debug``/``debugoff`` (heartbeat every 60 s, or back),
-``alreadydone``/``badattemptnr`` (stop reporting this job); others are logged.
+``alreadydone``/``badattemptnr`` (stop reporting this job), ``nocleanup`` (keep
+the job dir); others are logged.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
             ctx.heartbeat_interval = None
         elif command in STOP_REPORTING:
             run.stop_reporting = True
+        elif command == "nocleanup":
+            run.keep_workdir = True
         if command != "tobekilled":
             ctx.log.info("server command", panda_id=run.panda_id, command=command)
     if run.kill_requested:
@@ -59,10 +62,10 @@ def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
     from fsm_pilot.panda import Interrupted
 
     fields = update_fields(ctx, run, state, final)
-    if not reports(ctx):
-        if ctx.pilot_dir is not None and ctx.args.no_server_update:
+    if not reports(ctx):  # -z, or no server at all: Pilot 3's heartbeat.json instead
+        if ctx.pilot_dir is not None:
             write_json_atomic(ctx.pilot_dir / "heartbeat.json", fields)
-        return ctx.args.no_server_update
+        return True
     if run.stop_reporting:
         return False
     started = time.monotonic()

@@ -54,7 +54,11 @@ def step(ctx: Context) -> Outcome:
         return "fail", Reason(exc.diag, exc.error)
     for name, resolved in sorted(ctx.settings.items()):
         ctx.log.info("setting", name=name, value=resolved.value, source=resolved.source)
-    ctx.thresholds = Thresholds(min_free_bytes=int(ctx.setting("min_free_disk")))
+    ctx.thresholds = Thresholds(min_free_bytes=int(ctx.setting("min_free_disk")),
+                                max_jobs=int(ctx.setting("max_jobs")),
+                                blackhole_jobs=int(ctx.setting("blackhole_jobs")),
+                                blackhole_seconds=ctx.setting("blackhole_seconds"),
+                                lifetime_margin_seconds=ctx.setting("lifetime_margin"))
     ctx.log.info("queuedata loaded", queue=queue, source=qd_url, storage=sd_url,
                  storage_endpoints=sorted(ctx.storagedata))
     return "next", Reason("queuedata loaded")

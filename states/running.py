@@ -1,42 +1,45 @@
 """RUNNING: run the payload in the job's work dir, in its own session, and watch it.
 
-One wait covers the payload's exit, the signal pipe and the next heartbeat,
-so the pilot uses no CPU while the payload runs and reacts to a signal at
-once: it kills the whole payload tree (SIGTERM, a short grace, SIGKILL) and
-returns ``abort``. A ``tobekilled`` from the server kills the tree with the
-normal grace and fails the job with PANDAKILL.
+The watch (fsm_pilot.watch) waits for the payload's exit, a signal, the next
+heartbeat or the next due check, so the pilot uses no CPU while nothing is
+due. A signal kills the whole payload tree (SIGTERM, a short grace, SIGKILL)
+and returns ``abort``; ``tobekilled`` from the server or a crossed limit
+(memory, looping, disk, work dir, stdout, walltime, lifetime) kills it with
+the normal grace and fails the job with that PanDA error code.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import time
-from typing import Literal
 
+from fsm_pilot.command import build_argv
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
-from fsm_pilot.payload import Payload, kill_tree, start_payload, wait_payload
-from fsm_pilot.reporting import heartbeat_interval, send_update
-
-Ending = Literal["exited", "signal", "server_kill"]
+from fsm_pilot.payload import Payload, kill_tree, start_payload
+from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
 
 
 def payload_env(ctx: Context, run: JobRun) -> dict[str, str]:
-    """The pilot's environment plus what a payload needs to know about its job."""
+    """The pilot's environment plus what a payload needs to know about its job (Pilot 3's names)."""
     assert run.job is not None and run.workdir is not None
-    env = dict(ctx.env)
     cores = str(run.job.core_count)
-    env.update({
+    extra = {
         "PandaID": str(run.panda_id),
+        "PanDA_AttemptNr": str(run.identity.attempt_nr),
+        "PILOT_HOME": str(ctx.pilot_dir),
         "PILOT_JOB_DIR": str(run.workdir),
         "ATHENA_PROC_NUMBER": cores,
         "ATHENA_CORE_NUMBER": cores,
-    })
+    }
     if run.job.task_id is not None:
-        env["TaskID"] = str(run.job.task_id)
-    return env
+        extra["PanDA_TaskID"] = str(run.job.task_id)
+    if run.job.jobset_id is not None:
+        extra["PanDA_JobsetID"] = str(run.job.jobset_id)
+    return {**ctx.env, **extra}
 
 
 def _children_cpu() -> float:
@@ -59,26 +62,6 @@ def _record_exit(run: JobRun, returncode: int) -> None:
     run.fail(PilotError.PAYLOADEXECUTIONFAILURE, f"payload {how}")
 
 
-def _watch(ctx: Context, run: JobRun, payload: Payload) -> Ending:
-    """Wait for the payload's exit, a signal or a kill command, sending heartbeats on time."""
-    send_update(ctx, run, "running")
-    next_beat = time.monotonic() + heartbeat_interval(ctx)
-    while True:
-        if ctx.signals.has_new():
-            return "signal"
-        if run.kill_requested:
-            return "server_kill"
-        timeout = max(0.0, next_beat - time.monotonic())
-        result = wait_payload(payload, ctx.signals.wakeup_fd, timeout)
-        if result == "exited":
-            return "exited"
-        if result == "woken":
-            ctx.signals.drain()
-            continue
-        send_update(ctx, run, "running")
-        next_beat = time.monotonic() + heartbeat_interval(ctx)
-
-
 def _stop(ctx: Context, run: JobRun, payload: Payload, ending: Ending) -> int:
     """Kill what is left of the tree (everything, unless it exited by itself) and reap the payload."""
     grace = ctx.setting("signal_grace" if ending == "signal" else "kill_grace")
@@ -97,6 +80,8 @@ def step(ctx: Context) -> Outcome:
     assert run is not None and run.workdir is not None
     started, cpu_before = time.monotonic(), _children_cpu()
     try:
+        assert run.job is not None
+        run.argv = build_argv(run.job.transformation, run.job.job_pars, run.workdir, ctx.env.get("PATH", os.defpath))
         payload = start_payload(run.argv, run.workdir, run.workdir / "payload.stdout",
                                 run.workdir / "payload.stderr", payload_env(ctx, run), rlimit_as=ctx.rlimit_as)
     except PilotFailure as exc:
@@ -104,17 +89,31 @@ def step(ctx: Context) -> Outcome:
         return "payload_done", Reason(f"payload did not start: {exc.diag}", exc.error)
     run.state = "running"
     ctx.log.info("payload started", panda_id=run.panda_id, pid=payload.pid)
-    ending = _watch(ctx, run, payload)
+    watch = start_watch(ctx, run, payload)
+    ending = watch_payload(ctx, run, payload, watch)
     returncode = _stop(ctx, run, payload, ending)
     run.timings["payload"] = time.monotonic() - started
     run.cpu_seconds = _children_cpu() - cpu_before
+    watch.usage.note_cpu(run.cpu_seconds)
+    run.usage = watch.usage
+    return _outcome(ctx, run, ending, returncode, watch)
+
+
+def _outcome(ctx: Context, run: JobRun, ending: Ending, returncode: int, watch: Watch) -> Outcome:
+    """The trigger for how the payload ended; the job's state and error are set here."""
+    if ending == "exited":
+        _record_exit(run, returncode)
+        ctx.log.info("payload ended", panda_id=run.panda_id, returncode=returncode, state=run.state)
+        return "payload_done", Reason(f"payload ended with {returncode}", run.error)
+    run.trans_exit_code = _exit_code(returncode)
     if ending == "signal":
-        run.trans_exit_code = _exit_code(returncode)
         return "abort", Reason("signal received while the payload ran")
     if ending == "server_kill":
-        run.trans_exit_code = _exit_code(returncode)
         run.fail(PilotError.PANDAKILL, "killed by the server (tobekilled)")
         return "payload_done", Reason("payload killed on the server's command", PilotError.PANDAKILL)
-    _record_exit(run, returncode)
-    ctx.log.info("payload ended", panda_id=run.panda_id, returncode=returncode, state=run.state)
-    return "payload_done", Reason(f"payload ended with {returncode}", run.error)
+    violation = watch.violation
+    assert violation is not None
+    run.fail(violation.error, violation.diag)
+    ctx.log.warning("payload killed: a limit was crossed", panda_id=run.panda_id, check=violation.check,
+                    error=violation.error.name, diag=violation.diag)
+    return "payload_done", Reason(f"{violation.check}: {violation.diag}", violation.error)

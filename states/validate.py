@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from fsm_pilot.command import build_argv
+from fsm_pilot.command import check_transformation, split_job_pars
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
@@ -31,6 +31,20 @@ def make_workdir(ctx: Context, run: JobRun) -> Path:
     return workdir
 
 
+def check_cores(ctx: Context, cores: int) -> None:
+    """A job asking for more cores than the node has cannot run here; more than the queue's is logged."""
+    node_cores = getattr(ctx.node, "cpu_count", None)
+    if node_cores and cores > node_cores:
+        raise PilotFailure(PilotError.RESOURCEUNAVAILABLE,
+                           f"job wants {cores} cores, this node has {node_cores}")
+    try:
+        queue_cores = int(float(ctx.queuedata.get("corecount") or 0))
+    except (TypeError, ValueError):
+        queue_cores = 0
+    if queue_cores and cores > queue_cores:
+        ctx.log.warning("job wants more cores than the queue declares", cores=cores, queue_corecount=queue_cores)
+
+
 def step(ctx: Context) -> Outcome:
     """Accept a well-formed job, reject anything else with the matching error code."""
     run = ctx.job
@@ -38,8 +52,11 @@ def step(ctx: Context) -> Outcome:
     started = time.monotonic()
     try:
         workdir = make_workdir(ctx, run)
-        run.job = parse_job(run.record)
-        run.argv = build_argv(run.job.transformation, run.job.job_pars, workdir, ctx.env.get("PATH", os.defpath))
+        run.job = job = parse_job(run.record)
+        split_job_pars(job.job_pars)
+        check_transformation(job.transformation, {f.lfn for f in job.inputs}, ctx.args.base_urls,
+                             ctx.env.get("PATH", os.defpath))
+        check_cores(ctx, job.core_count)
     except PilotFailure as exc:
         run.fail(exc.error, exc.diag)
         run.rejected = True
@@ -47,7 +64,8 @@ def step(ctx: Context) -> Outcome:
         return "reject", Reason(f"job rejected: {exc.diag}", exc.error)
     finally:
         run.timings["setup"] = time.monotonic() - started
-    ctx.log.info("job accepted", panda_id=run.panda_id, argv=run.argv, workdir=str(workdir))
+    ctx.log.info("job accepted", panda_id=run.panda_id, transformation=job.transformation,
+                 job_pars=job.job_pars, workdir=str(workdir))
     send_update(ctx, run, "starting")
     if run.kill_requested or run.stop_reporting:
         return _refused_by_server(ctx, run)

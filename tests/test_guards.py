@@ -7,7 +7,16 @@ from dataclasses import replace
 import pytest
 
 from fsm_pilot.errors import PilotError
-from fsm_pilot.guards import Facts, Thresholds, disk_space, pilot_lifetime, proxy_lifetime, timefloor
+from fsm_pilot.guards import (
+    Facts,
+    Thresholds,
+    black_hole,
+    disk_space,
+    max_jobs,
+    pilot_lifetime,
+    proxy_lifetime,
+    timefloor,
+)
 
 LIMITS = Thresholds(min_free_bytes=1000, proxy_start_seconds=7200, proxy_job_seconds=3600,
                     lifetime_margin_seconds=180)
@@ -67,3 +76,17 @@ def test_decision_record_is_json_ready() -> None:
     record = disk_space(replace(BASE, free_bytes=1), LIMITS).as_record()
     assert record == {"guard": "disk_space", "allowed": False, "inputs": {"free_bytes": 1},
                       "threshold": 1000, "error": 1098}
+
+
+@pytest.mark.parametrize(("jobs_run", "limit", "allowed"), [(1, 2, True), (2, 2, False), (3, 2, False),
+                                                             (50, 0, True)])
+def test_max_jobs(jobs_run: int, limit: int, allowed: bool) -> None:
+    decision = max_jobs(replace(BASE, jobs_run=jobs_run), replace(LIMITS, max_jobs=limit))
+    assert (decision.allowed, decision.error) == (allowed, None)
+
+
+@pytest.mark.parametrize(("failures", "allowed"), [(2, True), (3, False), (4, False)])
+def test_black_hole(failures: int, allowed: bool) -> None:
+    decision = black_hole(replace(BASE, fast_failures=failures), LIMITS)
+    assert decision.allowed is allowed
+    assert decision.error == (None if allowed else PilotError.BLACKHOLE)

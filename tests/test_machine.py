@@ -89,10 +89,11 @@ class _Model:
 
 
 def test_built_machine_takes_guarded_edge_or_fallback() -> None:
-    verdict = {"timefloor": True, "disk_space": True, "proxy_lifetime": True, "pilot_lifetime": True}
+    verdict = {"timefloor": True, "disk_space": True, "proxy_lifetime": True, "pilot_lifetime": True,
+               "max_jobs": True, "black_hole": True}
     model = _Model()
     machine.build(model, lambda name: lambda: verdict[name])
-    for trigger in ("next", "next", "next", "next", "next", "got_job", "accept", "payload_done"):
+    for trigger in ("next", "next", "next", "next", "next", "got_job", "accept", "staged_in", "payload_done"):
         assert model.trigger(trigger)  # type: ignore[attr-defined]
     assert model.state == "STAGEOUT"
     verdict["timefloor"] = False

@@ -37,7 +37,7 @@ def test_job_runs_end_to_end_and_its_output_is_stored(tmp_path: Path) -> None:
     records = launch.records()
     assert problems(records) == []
     assert _states(records) == ["QUEUEDATA", "CHECKS", "RECOVERY", "CLEANUP", "GETJOB", "VALIDATE",
-                                "RUNNING", "STAGEOUT", "EXIT"]
+                                "STAGEIN", "RUNNING", "STAGEOUT", "EXIT"]
 
 
 def test_failing_payload_fails_the_job_not_the_pilot(tmp_path: Path) -> None:
@@ -140,3 +140,39 @@ def test_pilot_log_and_transition_log_are_json_lines(tmp_path: Path) -> None:
     assert "pilot started" in events and "job ended" in events
     seqs = [r["seq"] for r in launch.records()]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_jobs_failing_fast_in_a_row_stop_the_pilot_as_a_black_hole(tmp_path: Path) -> None:
+    jobs = [job_def(i, "-c 'exit 1'") for i in range(1, 6)]
+    launch = make_launch(tmp_path, jobs, timefloor=10)
+    result = run_pilot(launch)
+    assert result.returncode == 75, result.stderr
+    assert list(launch.reports()) == [1, 2, 3]
+    last = launch.records()[-1]
+    assert (last["event"], last["dest"], last["reason"]["error"]) == ("job_done", "EXIT", 1332)
+
+
+def test_max_jobs_caps_the_jobs_per_pilot(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(i, "-c true") for i in range(1, 5)], timefloor=10)
+    result = run_pilot(launch, "--max-jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert list(launch.reports()) == [1, 2]
+    refused = [g["guard"] for g in launch.records()[-1]["guards"] if not g["allowed"]]
+    assert refused == ["max_jobs"]
+
+
+def test_each_job_gets_its_own_work_dir_and_the_payload_its_environment(tmp_path: Path) -> None:
+    script = "-c 'env > env.$PandaID.txt'"
+    jobs = [job_def(11, script, ("env.11.txt",)), job_def(12, script, ("env.12.txt",))]
+    launch = make_launch(tmp_path, jobs, timefloor=10, maxtime=0)
+    assert run_pilot(launch, "-z").returncode == 0  # -z: reports go to heartbeat.json, job dirs removed
+    pilot_dir = launch.pilot_dir()
+    assert pilot_dir is not None
+    for panda_id in (11, 12):
+        xml = json.loads(launch.reports()[panda_id]["xml"])
+        stored = launch.storage / "test" / xml[f"env.{panda_id}.txt"]["surl"].split("/test/", 1)[1]
+        env = dict(line.split("=", 1) for line in stored.read_text().splitlines() if "=" in line)
+        assert (env["PandaID"], env["PanDA_TaskID"], env["ATHENA_PROC_NUMBER"]) == (str(panda_id), "77", "1")
+        assert env["PILOT_JOB_DIR"] == str(pilot_dir / f"PanDA_Pilot-{panda_id}")
+        assert not (pilot_dir / f"PanDA_Pilot-{panda_id}").exists()
+    assert json.loads((pilot_dir / "heartbeat.json").read_text())["jobId"] == "12"
