@@ -89,6 +89,8 @@ class JobRun:
     keep_workdir: bool = False
     #: the payload's resource usage (a monitor UsageAccumulator), once it ran
     usage: Any = None
+    #: monotonic time of the last update sent for this job (heartbeats are due from it)
+    last_update: float = field(default_factory=time.monotonic)
 
     @property
     def panda_id(self) -> int:

@@ -16,7 +16,7 @@ from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import FileSpec
 from fsm_pilot.report import write_final_report
-from fsm_pilot.reporting import send_update
+from fsm_pilot.reporting import heartbeat_if_due, send_update
 from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
 
 
@@ -38,6 +38,7 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
     """Store every output of a finished payload; the first failure fails the job."""
     assert run.job is not None and run.workdir is not None
     for spec in run.job.outputs:
+        heartbeat_if_due(ctx, run)
         try:
             _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
         except PilotFailure as exc:
@@ -67,6 +68,7 @@ def stage_log(ctx: Context, run: JobRun) -> None:
     slice_path = _transition_slice(ctx, run)
     if slice_path is not None:
         extra.append((slice_path, "transitions.jsonl"))
+    heartbeat_if_due(ctx, run)
     try:
         tarball = make_log_tarball(workdir, ctx.pilot_dir / log.lfn, inputs, extra)
         _put(ctx, run, log, tarball, "pl", payload_file=False)

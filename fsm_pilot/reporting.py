@@ -38,6 +38,12 @@ def heartbeat_interval(ctx: Context) -> float:
     return ctx.heartbeat_interval or ctx.setting("heartbeat_interval")
 
 
+def heartbeat_if_due(ctx: Context, run: JobRun) -> None:
+    """A ``running`` update if the last one is older than the interval (stage-in and stage-out call this)."""
+    if time.monotonic() - run.last_update >= heartbeat_interval(ctx):
+        send_update(ctx, run, "running")
+
+
 def _act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
     for command in commands:
         if command == "tobekilled":
@@ -62,6 +68,7 @@ def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
     from fsm_pilot.panda import Interrupted
 
     fields = update_fields(ctx, run, state, final)
+    run.last_update = time.monotonic()
     if not reports(ctx):  # -z, or no server at all: Pilot 3's heartbeat.json instead
         if ctx.pilot_dir is not None:
             write_json_atomic(ctx.pilot_dir / "heartbeat.json", fields)

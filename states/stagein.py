@@ -14,7 +14,7 @@ from fsm_pilot.command import download_transformation, is_url
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotFailure
 from fsm_pilot.exitcodes import Reason
-from fsm_pilot.reporting import send_update
+from fsm_pilot.reporting import heartbeat_if_due, send_update
 
 
 def _transformation(ctx: Context, run: JobRun) -> None:
@@ -45,8 +45,10 @@ def step(ctx: Context) -> Outcome:
     started = time.monotonic()
     send_update(ctx, run, "running")  # PanDA shows stage-in as running; it is also a heartbeat
     try:
-        report = stage_in(run.workdir, run.job.inputs, ctx.queuedata, ctx.storagedata,
-                          wakeup_fd=ctx.signals.wakeup_fd, log=ctx.log)
+        for spec in run.job.inputs:  # one at a time, so heartbeats go out between files
+            heartbeat_if_due(ctx, run)
+            stage_in(run.workdir, [spec], ctx.queuedata, ctx.storagedata, wakeup_fd=ctx.signals.wakeup_fd,
+                     log=ctx.log)
     except Interrupted:
         return "abort", Reason("signal received during stage-in")
     except PilotFailure as exc:
@@ -56,5 +58,5 @@ def step(ctx: Context) -> Outcome:
     finally:
         run.timings["stagein"] = time.monotonic() - started
     ctx.log.info("inputs staged in", panda_id=run.panda_id, files=len(run.job.inputs),
-                 seconds=round(run.timings["stagein"], 3), report=repr(report))
+                 seconds=round(run.timings["stagein"], 3))
     return "staged_in", Reason(f"{len(run.job.inputs)} input(s) staged in")
