@@ -44,7 +44,8 @@ def heartbeat_if_due(ctx: Context, run: JobRun) -> None:
         send_update(ctx, run, "running")
 
 
-def _act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
+def act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
+    """Apply the server's commands to the pilot and the job (the caller acts on kill_requested)."""
     for command in commands:
         if command == "tobekilled":
             run.kill_requested = True
@@ -83,5 +84,5 @@ def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
         return False
     ctx.log.info("update sent", panda_id=run.panda_id, state=state, ok=result.ok, status=result.status,
                  seconds=round(time.monotonic() - started, 4))
-    _act_on(ctx, run, result.commands)
+    act_on(ctx, run, result.commands)
     return bool(result.ok)

@@ -27,9 +27,9 @@ def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
     server.stop()
 
 
-def pilot(launch: Launch, url: str, *extra: str) -> subprocess.Popen[str]:
+def pilot(launch: Launch, url: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A pilot pulling from ``url`` with short intervals (no pre-placed job, queuedata from the server)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FSM_PILOT_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FSM_PILOT_")}, **(env or {})}
     cmd = [sys.executable, "-m", "fsm_pilot", "run", "-q", "TEST_QUEUE", "-j", "managed", "-t", "-a",
            str(launch.dir), "--url", url, *FAST, *extra]
     return subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
