@@ -13,8 +13,28 @@ from pathlib import Path
 
 from fsm_pilot.config import precedence_markdown
 from fsm_pilot.exitcodes import exit_code_markdown
+from fsm_pilot.guards import GUARD_ERRORS, GUARD_SOURCES, GUARDS
+from fsm_pilot.machine import STATES, TRANSITIONS
 
-SECTIONS: dict[str, Callable[[], str]] = {"settings": precedence_markdown, "exit-codes": exit_code_markdown}
+
+def states_markdown() -> str:
+    """One row per state: its step module and what it does."""
+    rows = ["| state | step | what it does |", "|---|---|---|"]
+    rows += [f"| {s.name} | {f'`states/{s.step}.py`' if s.step else '(terminal)'} | {s.doc} |" for s in STATES]
+    return "\n".join(rows) + "\n"
+
+
+def guards_markdown() -> str:
+    """One row per guard: the edges it sits on, its threshold, what a refusal means."""
+    rows = ["| guard | on the edges | threshold (from) | a refusal means |", "|---|---|---|---|"]
+    for name in GUARDS:
+        edges = ", ".join(sorted({f"{e.source} -{e.trigger}->" for e in TRANSITIONS if name in e.guards}))
+        rows.append(f"| `{name}` | {edges} | {GUARD_SOURCES[name]} | {GUARD_ERRORS[name]} |")
+    return "\n".join(rows) + "\n"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {"states": states_markdown, "guards": guards_markdown,
+                                          "settings": precedence_markdown, "exit-codes": exit_code_markdown}
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

@@ -131,6 +131,16 @@ GUARDS: dict[str, Guard] = {
     "black_hole": black_hole,
 }
 
+#: The error a refusal means (None: a normal end, exit 0), for the operator documentation.
+GUARD_ERRORS: dict[str, str] = {
+    "disk_space": "NOLOCALSPACE (69)",
+    "proxy_lifetime": "NOPROXY / CERTIFICATEHASEXPIRED (68), PROXYTOOSHORT (80)",
+    "pilot_lifetime": "none: a normal end (0)",
+    "timefloor": "none: a normal end (0)",
+    "max_jobs": "none: a normal end (0)",
+    "black_hole": "BLACKHOLE (75)",
+}
+
 #: Where each guard's threshold comes from, for the operator documentation.
 GUARD_SOURCES: dict[str, str] = {
     "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",

@@ -43,3 +43,13 @@ def test_readme_generated_sections_match_the_code() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert precedence_markdown() in readme
     assert render(readme) == readme, "README is stale: run `python -m fsm_pilot.docs` and commit it"
+
+
+def test_docs_tables_cover_every_state_and_guard() -> None:
+    from fsm_pilot.docs import guards_markdown, states_markdown
+    from fsm_pilot.guards import GUARDS
+    from fsm_pilot.machine import STATES
+
+    states, guards = states_markdown(), guards_markdown()
+    assert all(f"| {s.name} |" in states for s in STATES)
+    assert all(f"| `{g}` |" in guards for g in GUARDS)
