@@ -133,8 +133,10 @@ class Context:
     taken: set[int] = field(default_factory=set)
     #: the trigger and reason that brought the pilot into its current state
     arrived_by: Outcome | None = None
-    #: the PanDA server client; None with -z or without --url
+    #: the PanDA server client; None without --url
     client: Any = None
+    #: the pilot dir's lock file, held (flock) for the pilot's whole life
+    lock: Any = None
     #: seconds between heartbeats now (the server's debug command shortens it)
     heartbeat_interval: float | None = None
 

@@ -8,6 +8,7 @@ from fsm_pilot import __version__, logsetup
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason
+from fsm_pilot.liveness import take_lock
 from fsm_pilot.server import make_client, worker_status
 
 
@@ -21,6 +22,7 @@ def step(ctx: Context) -> Outcome:
     except OSError as exc:
         return "fail", Reason(f"cannot create pilot dir {pilot_dir}: {exc.strerror}", PilotError.MKDIR)
     ctx.pilot_dir = pilot_dir
+    ctx.lock = take_lock(pilot_dir)
     ctx.translog.attach(pilot_dir)
     logsetup.add_file(pilot_dir / "pilot.log")
     ctx.log.info("pilot started", version=__version__, pid=os.getpid(), pilot_dir=str(pilot_dir),
