@@ -91,6 +91,13 @@ class JobRun:
     usage: Any = None
     #: monotonic time of the last update sent for this job (heartbeats are due from it)
     last_update: float = field(default_factory=time.monotonic)
+    #: the payload's identity while it may run: pid, start ticks, session (for recovery)
+    payload_identity: dict[str, int] | None = None
+    #: the final update's fields once decided (kept until delivered: the outbox)
+    final_fields: dict[str, object] | None = None
+    #: outbox retries: attempts so far and when the next one is due (monotonic)
+    retries: int = 0
+    next_retry: float = 0.0
 
     @property
     def panda_id(self) -> int:
@@ -130,6 +137,10 @@ class Context:
     jobs_run: list[int] = field(default_factory=list)
     #: jobs in a row that failed fast (the black-hole guard's fact)
     fast_failures: int = 0
+    #: the machine's current state (the driver keeps it; steps persist it with the job)
+    state: str = "INIT"
+    #: jobs whose final update is not delivered yet, retried with backoff while the pilot lives
+    outbox: list[JobRun] = field(default_factory=list)
     taken: set[int] = field(default_factory=set)
     #: the trigger and reason that brought the pilot into its current state
     arrived_by: Outcome | None = None

@@ -17,6 +17,7 @@ from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason, exit_code
 from fsm_pilot.guards import GUARDS, Thresholds
+from fsm_pilot.jobstate import persist
 from fsm_pilot.signals import name_of
 
 
@@ -84,6 +85,8 @@ def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
         ok, error = False, repr(exc)
     if ok:
         reason = _refusal(ctx, reason)
+        ctx.state = pilot.state
+        persist(ctx)
     job_id = ctx.job.panda_id if ctx.job is not None else None
     ctx.translog.append(
         event=trigger, source=source, dest=pilot.state if ok else None, job_id=job_id,
@@ -98,8 +101,10 @@ def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
 
 def _finish(ctx: Context) -> None:
     """After the terminal state: tell Harvester the worker is done, close the server connection."""
+    from fsm_pilot.outbox import flush
     from fsm_pilot.server import worker_status
 
+    flush(ctx, final=True)
     worker_status(ctx, "finished")
     if ctx.client is not None:
         ctx.client.close()

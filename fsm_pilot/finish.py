@@ -7,16 +7,18 @@ or a crash): whatever happened to the payload, the job's log is kept.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from pathlib import Path
 
 from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.failpoints import failpoint
 from fsm_pilot.job import FileSpec
+from fsm_pilot.jobstate import persist
+from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
-from fsm_pilot.reporting import heartbeat_if_due, send_update
+from fsm_pilot.reporting import heartbeat_if_due, update_fields
 from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
 
 
@@ -30,8 +32,10 @@ def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *,
     staged = put_file(src, endpoint, spec.scope, spec.lfn, guid, within=run.workdir if payload_file else None)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
                          "surl": staged.surl, "endpoint": staged.endpoint}
+    persist(ctx, run, durable=True)
     ctx.log.info("file staged out", panda_id=run.panda_id, lfn=spec.lfn, surl=staged.surl,
                  fsize=staged.fsize, adler32=staged.adler32)
+    failpoint("stageout_file")
 
 
 def stage_outputs(ctx: Context, run: JobRun) -> None:
@@ -91,18 +95,6 @@ def write_output_list(ctx: Context, run: JobRun) -> None:
         f.writelines(lines)
 
 
-def remove_workdir(ctx: Context, run: JobRun) -> None:
-    """Remove the job dir once its log is stored and its outcome delivered, unless told to keep it.
-
-    A job whose final update is still pending keeps its dir: it is what a later
-    pilot's recovery works from. The server's ``nocleanup`` keeps it too.
-    """
-    if run.workdir is None or run.final_pending or run.keep_workdir:
-        ctx.log.info("job dir kept", panda_id=run.panda_id, pending=run.final_pending, nocleanup=run.keep_workdir)
-        return
-    shutil.rmtree(run.workdir, ignore_errors=True)
-
-
 def _fast_failures(ctx: Context, run: JobRun) -> int:
     """Count jobs in a row that failed within the black-hole window; a success resets it."""
     ran_for = (run.end_time or time.time()) - run.start_time
@@ -125,10 +117,10 @@ def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | No
     run.end_time = time.time()
     run.final_pending = True
     report = write_final_report(ctx, run)
-    if send_update(ctx, run, run.state, final=True, within=within):
-        run.final_pending = False
-        report = write_final_report(ctx, run)
-    remove_workdir(ctx, run)
+    run.final_fields = update_fields(ctx, run, run.state, final=True)
+    persist(ctx, run, durable=True)  # the outcome and its undelivered update: recoverable from here on
+    failpoint("final_update")
+    deliver(ctx, run, within)
     ctx.log.info("job ended", panda_id=run.panda_id, state=run.state,
                  error=run.error.name if run.error else None, diag=run.diag, report=str(report))
     ctx.jobs_run.append(run.panda_id)

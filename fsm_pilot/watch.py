@@ -29,6 +29,7 @@ from fsm_pilot.monitor import (
     run_due_checks,
     target_for,
 )
+from fsm_pilot.outbox import flush
 from fsm_pilot.payload import Payload, wait_payload
 from fsm_pilot.reporting import heartbeat_interval, send_update
 
@@ -109,4 +110,5 @@ def watch_payload(ctx: Context, run: JobRun, payload: Payload, watch: Watch) -> 
             return "limit"
         if time.monotonic() >= next_beat:
             send_update(ctx, run, "running")
+            flush(ctx)  # an earlier job's undelivered final update rides along
             next_beat = time.monotonic() + heartbeat_interval(ctx)

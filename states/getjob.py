@@ -9,6 +9,7 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import job_identity
 from fsm_pilot.jobsource import from_file, from_server, uses_file
+from fsm_pilot.outbox import flush
 
 
 def _no_job(ctx: Context, why: str, error: PilotError | None) -> Outcome:
@@ -28,6 +29,7 @@ def _record_id(ctx: Context, panda_id: int) -> None:
 
 def step(ctx: Context) -> Outcome:
     """Take one job and hold it as ``ctx.job``."""
+    flush(ctx)  # undelivered final updates of earlier jobs go first
     started = time.monotonic()
     try:
         found = from_file(ctx) if uses_file(ctx) else from_server(ctx)

@@ -19,6 +19,7 @@ from fsm_pilot.command import build_argv
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
+from fsm_pilot.jobstate import mark_maxed_out, persist
 from fsm_pilot.payload import Payload, kill_tree, start_payload
 from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
 
@@ -88,10 +89,13 @@ def step(ctx: Context) -> Outcome:
         run.fail(exc.error, exc.diag)
         return "payload_done", Reason(f"payload did not start: {exc.diag}", exc.error)
     run.state = "running"
+    run.payload_identity = {"pid": payload.pid, "start_ticks": payload.start_ticks, "sid": payload.sid}
+    persist(ctx, durable=True)
     ctx.log.info("payload started", panda_id=run.panda_id, pid=payload.pid)
     watch = start_watch(ctx, run, payload)
     ending = watch_payload(ctx, run, payload, watch)
     returncode = _stop(ctx, run, payload, ending)
+    run.payload_identity = None
     run.timings["payload"] = time.monotonic() - started
     run.cpu_seconds = _children_cpu() - cpu_before
     watch.usage.note_cpu(run.cpu_seconds)
@@ -114,6 +118,7 @@ def _outcome(ctx: Context, run: JobRun, ending: Ending, returncode: int, watch: 
     violation = watch.violation
     assert violation is not None
     run.fail(violation.error, violation.diag)
+    mark_maxed_out(run)
     ctx.log.warning("payload killed: a limit was crossed", panda_id=run.panda_id, check=violation.check,
                     error=violation.error.name, diag=violation.diag)
     return "payload_done", Reason(f"{violation.check}: {violation.diag}", violation.error)

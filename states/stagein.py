@@ -14,6 +14,7 @@ from fsm_pilot.command import download_transformation, is_url
 from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotFailure
 from fsm_pilot.exitcodes import Reason
+from fsm_pilot.failpoints import failpoint
 from fsm_pilot.reporting import heartbeat_if_due, send_update
 
 
@@ -49,6 +50,7 @@ def step(ctx: Context) -> Outcome:
             heartbeat_if_due(ctx, run)
             stage_in(run.workdir, [spec], ctx.queuedata, ctx.storagedata, wakeup_fd=ctx.signals.wakeup_fd,
                      log=ctx.log)
+            failpoint("stagein_file")
     except Interrupted:
         return "abort", Reason("signal received during stage-in")
     except PilotFailure as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.facts import measure
+from fsm_pilot.failpoints import failpoint
 from fsm_pilot.finish import finish_job
 
 
@@ -15,6 +16,7 @@ def step(ctx: Context) -> Outcome:
     """End the held job, then hand the another-job decision to the guards."""
     run = ctx.job
     assert run is not None
+    failpoint("stageout_start")
     finish_job(ctx, run, with_outputs=not run.rejected)
     ctx.facts = measure(ctx)
     return "job_done", Reason(f"job {run.panda_id} {run.state}", run.error)

@@ -1,0 +1,62 @@
+"""The outbox: final updates not delivered yet, retried with backoff while the pilot lives.
+
+A final update that fails (server down, network error) is never dropped: the
+job stays in ``ctx.outbox`` and in its ``jobstate.json`` (undone), and is
+retried before each getJob, at each heartbeat of the next job, and once more
+when the pilot ends. What is still undelivered when the pilot exits is on
+disk for the next pilot's RECOVERY.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fsm_pilot.context import Context, JobRun
+from fsm_pilot.jobstate import persist
+from fsm_pilot.report import write_final_report
+from fsm_pilot.reporting import send_update
+
+#: Seconds one outbox attempt may take (it must not hold up the job at hand).
+ATTEMPT_SECONDS = 5.0
+MAX_BACKOFF = 300.0
+
+
+def remove_workdir(ctx: Context, run: JobRun) -> None:
+    """Remove the job dir once its log is stored and its outcome delivered, unless told to keep it.
+
+    A job whose final update is still pending keeps its dir: it is what a later
+    pilot's recovery works from. The server's ``nocleanup`` keeps it too.
+    """
+    import shutil
+
+    if run.workdir is None or run.final_pending or run.keep_workdir:
+        ctx.log.info("job dir kept", panda_id=run.panda_id, pending=run.final_pending, nocleanup=run.keep_workdir)
+        return
+    shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
+    """Send the job's final update; on success mark it done and release its dir, else queue it."""
+    sent = send_update(ctx, run, run.state, final=True, within=within)
+    if sent or run.stop_reporting:  # alreadydone: the server has it
+        run.final_pending = False
+        if ctx.pilot_dir is not None:
+            write_final_report(ctx, run)
+        persist(ctx, run, machine_state="STAGEOUT", durable=True)
+        remove_workdir(ctx, run)
+        return True
+    if run not in ctx.outbox:
+        ctx.outbox.append(run)
+        ctx.log.warning("final update queued in the outbox", panda_id=run.panda_id)
+    run.retries += 1
+    run.next_retry = time.monotonic() + min(MAX_BACKOFF, 5.0 * 2 ** run.retries)
+    return False
+
+
+def flush(ctx: Context, *, final: bool = False) -> None:
+    """Retry the due outbox entries (all of them, once, when the pilot ends)."""
+    now = time.monotonic()
+    for run in list(ctx.outbox):
+        if (final or run.next_retry <= now) and deliver(ctx, run, ATTEMPT_SECONDS):
+            ctx.outbox.remove(run)
+            ctx.log.info("outbox: final update delivered", panda_id=run.panda_id, attempts=run.retries + 1)
