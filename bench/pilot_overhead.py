@@ -83,7 +83,8 @@ def pilot_per_job(server: Dispatcher, root: Path, n: int) -> tuple[float, list[f
     server.submit(*[job_spec("", transformation="true") for _ in range(n)])
     launch = new_launch(root)
     spawned = time.time()
-    subprocess.run(pilot_cmd(launch, server.url, "--timefloor", "600"), check=True, capture_output=True)
+    subprocess.run(pilot_cmd(launch, server.url, "--timefloor", "600"), check=True, capture_output=True,
+                   cwd=launch.dir)
     records = launch.records()
     entries = [r["time"] for r in records if r["dest"] == "GETJOB"]
     ran = [r["time"] for r in records if r["dest"] == "RUNNING"]
@@ -94,7 +95,8 @@ def pilot_per_job(server: Dispatcher, root: Path, n: int) -> tuple[float, list[f
 
 def sleeping_pilot(server: Dispatcher, root: Path, seconds: int) -> tuple[subprocess.Popen[bytes], int]:
     [panda_id] = server.submit(job_spec(f"-c 'exec sleep {seconds}'"))
-    proc = subprocess.Popen(pilot_cmd(new_launch(root), server.url, "--timefloor", "0"),
+    launch = new_launch(root)
+    proc = subprocess.Popen(pilot_cmd(launch, server.url, "--timefloor", "0"), cwd=launch.dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: server.status(panda_id)[panda_id] == "running", what="payload running")
     return proc, panda_id
