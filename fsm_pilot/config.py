@@ -75,6 +75,8 @@ OPTIONS: tuple[Option, ...] = (
            "bytes of one output file while running (OUTPUTFILETOOLARGE)"),
     Option("min_free_running", "FSM_PILOT_MIN_FREE_RUNNING", float(1024**3),
            "free bytes needed in the job dir's file system while the payload runs (NOLOCALSPACE)"),
+    Option("recovery_budget", "FSM_PILOT_RECOVERY_BUDGET", 600.0,
+           "seconds RECOVERY may spend finishing dead pilots' jobs"),
     Option("update_timeout", "FSM_PILOT_UPDATE_TIMEOUT", 300.0,
            "seconds a server call may take with its retries (the final update after a signal: 0.5)"),
 )

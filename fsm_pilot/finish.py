@@ -42,6 +42,8 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
     """Store every output of a finished payload; the first failure fails the job."""
     assert run.job is not None and run.workdir is not None
     for spec in run.job.outputs:
+        if spec.lfn in run.xml:
+            continue  # stored before (a recovered job)
         heartbeat_if_due(ctx, run)
         try:
             _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
@@ -51,35 +53,50 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
             run.fail(exc.error, exc.diag)
 
 
-def _transition_slice(ctx: Context, run: JobRun) -> Path | None:
-    """This job's records of the transition log, as a file for the log tarball."""
-    if ctx.translog.path is None or ctx.pilot_dir is None:
+def _transition_slice(ctx: Context, run: JobRun, origin: Path) -> Path | None:
+    """This job's records of ``origin``'s transition log, as a file for the log tarball."""
+    translog = origin / "transitions.jsonl"
+    if ctx.pilot_dir is None or not translog.is_file():
         return None
     out = ctx.pilot_dir / f".transitions-{run.panda_id}.jsonl"
-    with open(ctx.translog.path, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
-        dst.writelines(line for line in src if json.loads(line).get("job_id") == run.panda_id)
+    with open(translog, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        for line in src:
+            try:
+                if json.loads(line).get("job_id") == run.panda_id:
+                    dst.write(line)
+            except ValueError:  # a dead pilot's last line may be cut short
+                continue
     return out
 
 
-def stage_log(ctx: Context, run: JobRun) -> None:
-    """Tar the job dir (without inputs) with pilot.log and the job's transitions; store it."""
+def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
+    """Tar the job dir (without inputs) with pilot.log and the job's transitions; store it.
+
+    ``origin`` is the pilot dir whose pilot.log and transition log go in: this
+    pilot's, or a dead pilot's when its job is recovered.
+    """
     assert ctx.pilot_dir is not None
+    origin = origin or ctx.pilot_dir
     log = run.job.log if run.job is not None else run.identity.log
+    if log.lfn in run.xml:
+        return  # stored before (a recovered job)
     workdir = run.workdir or ctx.pilot_dir / f"PanDA_Pilot-{run.panda_id}"
     workdir.mkdir(exist_ok=True)
     inputs = {f.lfn for f in run.job.inputs} if run.job is not None else set()
-    extra = [(ctx.pilot_dir / "pilot.log", "pilot.log")]
-    slice_path = _transition_slice(ctx, run)
+    extra = [(origin / "pilot.log", "pilot.log")] if (origin / "pilot.log").is_file() else []
+    slice_path = _transition_slice(ctx, run, origin)
     if slice_path is not None:
         extra.append((slice_path, "transitions.jsonl"))
     heartbeat_if_due(ctx, run)
+    tarball = ctx.pilot_dir / log.lfn
     try:
-        tarball = make_log_tarball(workdir, ctx.pilot_dir / log.lfn, inputs, extra)
+        make_log_tarball(workdir, tarball, inputs, extra)
         _put(ctx, run, log, tarball, "pl", payload_file=False)
     except PilotFailure as exc:
         ctx.log.warning("log stage-out failed", panda_id=run.panda_id, error=exc.error.name, diag=exc.diag)
         run.fail(exc.error, exc.diag)
     finally:
+        tarball.unlink(missing_ok=True)
         if slice_path is not None:
             slice_path.unlink(missing_ok=True)
 

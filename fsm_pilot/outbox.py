@@ -18,6 +18,7 @@ from fsm_pilot.reporting import send_update
 
 #: Seconds one outbox attempt may take (it must not hold up the job at hand).
 ATTEMPT_SECONDS = 5.0
+FIRST_BACKOFF = 2.0
 MAX_BACKOFF = 300.0
 
 
@@ -48,8 +49,8 @@ def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
     if run not in ctx.outbox:
         ctx.outbox.append(run)
         ctx.log.warning("final update queued in the outbox", panda_id=run.panda_id)
+    run.next_retry = time.monotonic() + min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** run.retries)
     run.retries += 1
-    run.next_retry = time.monotonic() + min(MAX_BACKOFF, 5.0 * 2 ** run.retries)
     return False
 
 
