@@ -17,6 +17,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 QUEUE = "TEST_QUEUE"
 
 
+def all_gone(pids: list[int]) -> bool:
+    """Every pid has exited (a zombie waiting for its reaper counts as gone)."""
+    import psutil
+
+    def dead(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    return all(dead(p) for p in pids)
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it returns something truthy; fail loudly at the deadline."""
     deadline = time.monotonic() + timeout

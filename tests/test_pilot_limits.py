@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from fsm_pilot.replay import problems
-from tests.pilotrun import job_def, make_launch, run_pilot, wait_for
+from tests.pilotrun import all_gone, job_def, make_launch, run_pilot, wait_for
 
 #: A child that survives SIGTERM, recorded in pids.txt, then the test's own payload body.
 STUBBORN = "(trap '' TERM; exec sleep 300) & echo $! >> $PILOT_HOME/pids.txt; echo $$ >> $PILOT_HOME/pids.txt; "
@@ -55,14 +54,6 @@ def _pids(launch_dir: Path) -> list[int]:
     return [int(x) for x in found[0].read_text().split()] if found else []
 
 
-def _gone(pids: list[int]) -> bool:
-    def dead(pid: int) -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-    return all(dead(p) for p in pids)
-
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_limit_kills_the_tree_and_fails_the_job(tmp_path: Path, case: Limit) -> None:
@@ -80,7 +71,7 @@ def test_limit_kills_the_tree_and_fails_the_job(tmp_path: Path, case: Limit) -> 
     assert (killed["event"], killed["reason"]["error"]) == ("payload_done", code)
     pids = _pids(launch.dir)
     assert len(pids) == 2, "the payload should have recorded itself and its stubborn child"
-    wait_for(lambda: _gone(pids), timeout=5, what=f"the {case.name} payload tree gone")
+    wait_for(lambda: all_gone(pids), timeout=5, what=f"the {case.name} payload tree gone")
 
 
 def test_usage_is_measured_and_reported(tmp_path: Path) -> None:

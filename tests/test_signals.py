@@ -14,11 +14,10 @@ import signal
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from fsm_pilot.replay import problems
-from tests.pilotrun import Launch, job_def, make_launch, start_pilot, stop, wait_for
+from tests.pilotrun import Launch, all_gone, job_def, make_launch, start_pilot, stop, wait_for
 
 #: A payload tree that resists: a child ignoring SIGTERM, one in its own session, one double-forked.
 STUBBORN = ("-c 'echo $$ > pids; sleep 300 & echo $! >> pids; "
@@ -40,14 +39,6 @@ def _payload_pids(launch: Launch) -> list[int]:
     return pids
 
 
-def _gone(pids: list[int]) -> bool:
-    def dead(pid: int) -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-    return all(dead(p) for p in pids)
-
 
 @pytest.mark.parametrize(("signum", "exit_code", "job_error"), [
     (signal.SIGTERM, 143, 1201),
@@ -63,7 +54,7 @@ def test_signal_while_running_kills_the_tree_and_reports_the_job(
     code, err = stop(proc, signum)
     assert code == exit_code, err
     assert "Traceback" not in err
-    wait_for(lambda: _gone(pids), timeout=5, what="payload tree gone")
+    wait_for(lambda: all_gone(pids), timeout=5, what="payload tree gone")
     records = launch.records()
     assert problems(records) == []
     assert [(r["source"], r["event"], r["dest"]) for r in records[-2:]] == [
@@ -80,7 +71,7 @@ def test_signal_during_second_job_keeps_the_first_jobs_outcome(tmp_path: Path) -
     pids = _payload_pids(launch)
     code, err = stop(proc)
     assert code == 143, err
-    wait_for(lambda: _gone(pids), timeout=5, what="payload tree gone")
+    wait_for(lambda: all_gone(pids), timeout=5, what="payload tree gone")
     reports = launch.reports()
     assert (reports[1]["state"], reports[2]["state"], reports[2]["pilotErrorCode"]) == ("finished", "failed", 1201)
     assert problems(launch.records()) == []
