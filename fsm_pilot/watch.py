@@ -95,14 +95,13 @@ def _release_memory() -> None:
 
     Measured: RSS while watching 35.4 -> 34.9 MB, for well under a millisecond per job.
     """
+    import contextlib
     import ctypes
     import gc
 
     gc.collect(1)
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def watch_payload(ctx: Context, run: JobRun, payload: Payload, watch: Watch) -> Ending:
