@@ -77,6 +77,10 @@ OPTIONS: tuple[Option, ...] = (
            "free bytes needed in the job dir's file system while the payload runs (NOLOCALSPACE)"),
     Option("recovery_budget", "FSM_PILOT_RECOVERY_BUDGET", 600.0,
            "seconds RECOVERY may spend finishing dead pilots' jobs"),
+    Option("cleanup_age", "FSM_PILOT_CLEANUP_AGE", 12 * 3600.0,
+           "CLEANUP removes other pilots' leftovers untouched this long, s (the seed's 12 h)"),
+    Option("cleanup_stuck_age", "FSM_PILOT_CLEANUP_STUCK_AGE", 7 * 24 * 3600.0,
+           "a job still starting/running/holding after this long, s, no longer keeps its pilot dir"),
     Option("update_timeout", "FSM_PILOT_UPDATE_TIMEOUT", 300.0,
            "seconds a server call may take with its retries (the final update after a signal: 0.5)"),
 )
