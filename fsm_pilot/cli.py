@@ -20,6 +20,7 @@ SUBCOMMANDS = ("run", "exit-codes", "diagram", "dispatcher", "submit", "status")
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
+    from fsm_pilot.diagram_cli import add_diagram_arguments
     from fsm_pilot.dispatcher.cli import add_dispatcher_parser, add_status_parser, add_submit_parser
     from fsm_pilot.options import add_run_options
 
@@ -28,8 +29,8 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     add_run_options(sub.add_parser("run", help="run the pilot"))
     sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
-    diagram = sub.add_parser("diagram", help="print the state diagram (Mermaid, in a Markdown page)")
-    diagram.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    add_diagram_arguments(sub.add_parser(
+        "diagram", help="export the state diagram: markdown operator page, mermaid, dot, svg; --highlight LOG"))
     add_dispatcher_parser(sub)
     add_submit_parser(sub)
     add_status_parser(sub)
@@ -67,15 +68,6 @@ def cmd_run(ns: argparse.Namespace) -> int:
         logsetup.close()
 
 
-def _write(output: str, text: str) -> int:
-    if output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m fsm_pilot``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -88,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(exit_code_markdown())
         return 0
     if ns.command == "diagram":
-        from fsm_pilot.diagram import markdown
+        from fsm_pilot.diagram_cli import main_diagram
 
-        return _write(ns.output, markdown())
+        return main_diagram(ns)
     if ns.command in ("dispatcher", "submit", "status"):
         code: int = ns.func(ns)
         return code
