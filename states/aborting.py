@@ -11,6 +11,7 @@ from __future__ import annotations
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import SIGNAL_ERRORS, PilotError
 from fsm_pilot.exitcodes import Reason
+from fsm_pilot.failpoints import failpoint
 from fsm_pilot.finish import finish_job
 from fsm_pilot.jobstate import persist
 from fsm_pilot.signals import name_of
@@ -35,6 +36,7 @@ def step(ctx: Context) -> Outcome:
         error, diag = _job_error(ctx, reason)
         run.fail(error, diag)
         persist(ctx, durable=True)  # first: a SIGKILL soon after still leaves the outcome on disk
+        failpoint("aborting")
         finish_job(ctx, run, with_outputs=False, within=FINAL_UPDATE_SECONDS)
     if ctx.signals.first is not None:
         signum = ctx.signals.first

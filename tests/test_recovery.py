@@ -200,3 +200,19 @@ def test_final_update_undelivered_at_exit_is_sent_by_the_next_pilot(tmp_path: Pa
         _check_outputs(server, finals[0])
     finally:
         server.stop()
+
+
+def test_sigkill_right_after_sigterm_leaves_the_signal_outcome_for_the_next_pilot(
+        tmp_path: Path, dispatcher: Dispatcher) -> None:
+    panda_id = _job(dispatcher, tmp_path / "never")
+    launch = _launch(tmp_path / "p")
+    proc = pilot(launch, dispatcher.url, "--timefloor", "0", env={"FSM_PILOT_FAILPOINT": "aborting"})
+    wait_for(lambda: _payload_pid(launch, proc.pid, panda_id), what="payload running")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: _stopped(proc), what="the pilot frozen in ABORTING, outcome recorded")
+    proc.send_signal(signal.SIGKILL)  # as a batch system does when its grace runs out
+    proc.communicate(timeout=20)
+    assert _finals(dispatcher, panda_id) == []
+    code, err = finish(pilot(launch, dispatcher.url, "--timefloor", "0"))
+    assert code == 82, err
+    assert [f["pilot_error_code"] for f in _finals(dispatcher, panda_id)] == [1201]
