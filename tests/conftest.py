@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,17 @@ def storage(tmp_path: Path) -> Storage:
     for protocols in ddm["LOCAL_DISK"]["arprotocols"].values():
         protocols[0]["path"] = str(se)
     return queuedata, ddm, se
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Path:
+    """An empty launch dir (the cleanup tests)."""
+    path = tmp_path.resolve() / "launch"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def now() -> float:
+    """The time the cleanup tests hand to cleanup()."""
+    return time.time()
