@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from fsm_pilot import __version__
 
-SUBCOMMANDS = ("run", "exit-codes", "diagram", "dispatcher", "submit", "status")
+SUBCOMMANDS = ("run", "exit-codes", "diagram", "replay", "dispatcher", "submit", "status")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     from fsm_pilot.diagram_cli import add_diagram_arguments
     from fsm_pilot.dispatcher.cli import add_dispatcher_parser, add_status_parser, add_submit_parser
     from fsm_pilot.options import add_run_options
+    from fsm_pilot.replay_cli import add_replay_parser
 
     top = argparse.ArgumentParser(prog="fsm-pilot", description="A PanDA pilot as a declared state machine.")
     top.add_argument("--version", action="version", version=f"fsm-pilot {__version__}")
@@ -31,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
     add_diagram_arguments(sub.add_parser(
         "diagram", help="export the state diagram: markdown operator page, mermaid, dot, svg; --highlight LOG"))
+    add_replay_parser(sub)
     add_dispatcher_parser(sub)
     add_submit_parser(sub)
     add_status_parser(sub)
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fsm_pilot.diagram_cli import main_diagram
 
         return main_diagram(ns)
-    if ns.command in ("dispatcher", "submit", "status"):
+    if ns.command in ("replay", "dispatcher", "submit", "status"):
         code: int = ns.func(ns)
         return code
     try:
