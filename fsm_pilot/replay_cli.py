@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from fsm_pilot.replay import Report, replay
 from fsm_pilot.timeline import Bar, JobSummary, Observer, Transition, by_machine_order, iso
 
-FORMATS = ("text", "json", "mermaid-gantt")
+FORMATS = ("text", "json", "mermaid-gantt", "svg")
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 EPILOG = "exit status: 0 legal and complete, 1 illegal, 3 truncated, 2 bad usage or an unreadable file"
 
@@ -245,6 +245,14 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _renderer(fmt: str) -> type[Renderer]:
+    if fmt == "svg":  # its own module: it imports Renderer from here
+        from fsm_pilot.gantt_svg import SvgGanttRenderer
+
+        return SvgGanttRenderer
+    return RENDERERS[fmt]
+
+
 def _format(ns: argparse.Namespace) -> str | None:
     if ns.json and ns.format not in (None, "json"):
         return None
@@ -263,7 +271,7 @@ def main_replay(ns: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"fsm-pilot replay: cannot read {ns.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    renderer = RENDERERS[fmt](sys.stdout, str(path))
+    renderer = _renderer(fmt)(sys.stdout, str(path))
     try:
         renderer.begin()
         report = replay(path, renderer)

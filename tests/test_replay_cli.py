@@ -138,3 +138,20 @@ def test_the_subcommand_plugs_into_a_parent_parser(capsys: pytest.CaptureFixture
     ns = top.parse_args(["replay", "--json", str(TRANSLOG / "sigterm_running.jsonl")])
     assert ns.func(ns) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["exit_code"] == 143
+
+
+def test_svg_gantt_draws_a_bar_per_state_and_is_deterministic() -> None:
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    log = Path(__file__).parent / "fixtures" / "translog" / "multi_job.jsonl"
+    runs = [subprocess.run([sys.executable, "-m", "fsm_pilot", "replay", str(log), "--format", "svg"],
+                           capture_output=True, text=True, check=False) for _ in range(2)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    root = ET.fromstring(runs[0].stdout)
+    titles = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title")]
+    assert sum(t.startswith("RUNNING:") for t in titles) == 3
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "pilot" in texts and any((t or "").startswith("legal") for t in texts)
