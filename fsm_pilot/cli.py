@@ -12,23 +12,32 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fsm_pilot import __version__
 
 SUBCOMMANDS = ("run", "exit-codes", "diagram", "replay", "dispatcher", "submit", "status")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    from fsm_pilot.diagram_cli import add_diagram_arguments
-    from fsm_pilot.dispatcher.cli import add_dispatcher_parser, add_status_parser, add_submit_parser
+def parser(only_run: bool = False) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (or only ``run``: a pilot need not import the tools)."""
     from fsm_pilot.options import add_run_options
-    from fsm_pilot.replay_cli import add_replay_parser
 
     top = argparse.ArgumentParser(prog="fsm-pilot", description="A PanDA pilot as a declared state machine.")
     top.add_argument("--version", action="version", version=f"fsm-pilot {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     add_run_options(sub.add_parser("run", help="run the pilot"))
+    if not only_run:
+        _add_tools(sub)
+    return top
+
+
+def _add_tools(sub: Any) -> None:
+    """The operator tools' subcommands."""
+    from fsm_pilot.diagram_cli import add_diagram_arguments
+    from fsm_pilot.dispatcher.cli import add_dispatcher_parser, add_status_parser, add_submit_parser
+    from fsm_pilot.replay_cli import add_replay_parser
+
     sub.add_parser("exit-codes", help="print the shell exit-code table as Markdown")
     add_diagram_arguments(sub.add_parser(
         "diagram", help="export the state diagram: markdown operator page, mermaid, dot, svg; --highlight LOG"))
@@ -36,7 +45,6 @@ def parser() -> argparse.ArgumentParser:
     add_dispatcher_parser(sub)
     add_submit_parser(sub)
     add_status_parser(sub)
-    return top
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -75,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "run")
-    ns = parser().parse_args(argv)
+    ns = parser(only_run=bool(argv) and argv[0] == "run").parse_args(argv)
     if ns.command == "exit-codes":
         from fsm_pilot.exitcodes import exit_code_markdown
 
