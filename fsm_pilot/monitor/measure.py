@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,15 +84,9 @@ def _entries(directory: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def newest_change(root: Path, ignore: Collection[str], recent_after: float) -> tuple[float | None, str | None, bool]:
-    """Newest mtime of files and dirs under ``root`` (not ``root`` itself), symlinks skipped.
-
-    Paths containing an ``ignore`` substring (relative to ``root``) do not
-    count. Stops at the first change newer than ``recent_after``: that alone
-    proves the job is not looping. Returns (mtime, path, walked everything).
-    """
-    newest: tuple[float | None, str | None] = (None, None)
-    pending, skip = [str(root)], len(str(root)) + 1
+def walk(root: Path) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
+    """Every entry below ``root`` with its lstat, depth first; symlinks are listed, never entered."""
+    pending = [str(root)]
     while pending:
         for entry in _entries(pending.pop()):
             try:
@@ -101,14 +95,27 @@ def newest_change(root: Path, ignore: Collection[str], recent_after: float) -> t
                 continue
             if stat.S_ISDIR(info.st_mode):
                 pending.append(entry.path)
-            elif not stat.S_ISREG(info.st_mode):
-                continue
-            if any(part in entry.path[skip:] for part in ignore):  # below root only: parents may be named anything
-                continue
-            if newest[0] is None or info.st_mtime > newest[0]:
-                newest = (info.st_mtime, entry.path)
-            if info.st_mtime > recent_after:
-                return newest[0], newest[1], False
+            yield entry, info
+
+
+def newest_change(root: Path, ignore: Collection[str], recent_after: float) -> tuple[float | None, str | None, bool]:
+    """Newest mtime of files and dirs under ``root`` (not ``root`` itself), symlinks skipped.
+
+    Paths containing an ``ignore`` substring (relative to ``root``) do not
+    count. Stops at the first change newer than ``recent_after``: that alone
+    proves the job is not looping. Returns (mtime, path, walked everything).
+    """
+    newest: tuple[float | None, str | None] = (None, None)
+    skip = len(str(root)) + 1
+    for entry, info in walk(root):
+        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+            continue
+        if any(part in entry.path[skip:] for part in ignore):  # below root only: parents may be named anything
+            continue
+        if newest[0] is None or info.st_mtime > newest[0]:
+            newest = (info.st_mtime, entry.path)
+        if info.st_mtime > recent_after:
+            return newest[0], newest[1], False
     return newest[0], newest[1], True
 
 
@@ -131,23 +138,14 @@ def dir_size(root: Path, stop_above: int | None = None) -> DirSize:
     counts once. The walk stops once the total exceeds ``stop_above``.
     """
     total, files, seen = 0, 0, set()
-    pending = [str(root)]
-    while pending:
-        for entry in _entries(pending.pop()):
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
-                continue
-            if not stat.S_ISREG(info.st_mode) or (info.st_nlink > 1 and (info.st_dev, info.st_ino) in seen):
-                continue
-            if info.st_nlink > 1:
-                seen.add((info.st_dev, info.st_ino))
-            total, files = total + info.st_size, files + 1
-            if stop_above is not None and total > stop_above:
-                return DirSize(total, files, complete=False)
+    for _, info in walk(root):
+        if not stat.S_ISREG(info.st_mode) or (info.st_nlink > 1 and (info.st_dev, info.st_ino) in seen):
+            continue
+        if info.st_nlink > 1:
+            seen.add((info.st_dev, info.st_ino))
+        total, files = total + info.st_size, files + 1
+        if stop_above is not None and total > stop_above:
+            return DirSize(total, files, complete=False)
     return DirSize(total, files, complete=True)
 
 
