@@ -86,7 +86,7 @@ def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
     if ok:
         reason = _refusal(ctx, reason)
         ctx.state = pilot.state
-        persist(ctx)
+        _persist(ctx)
     job_id = ctx.job.panda_id if ctx.job is not None else None
     ctx.translog.append(
         event=trigger, source=source, dest=pilot.state if ok else None, job_id=job_id,
@@ -99,13 +99,23 @@ def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
     return reason
 
 
+def _persist(ctx: Context) -> None:
+    """Save the held job's state; a full disk must not stop the machine (the job fails later, coded)."""
+    try:
+        persist(ctx)
+    except OSError as exc:
+        ctx.log.warning("job state not saved", error=repr(exc))
+
+
 def _finish(ctx: Context) -> None:
     """After the terminal state: tell Harvester the worker is done, close the server connection."""
-    from fsm_pilot.outbox import flush
+    from fsm_pilot.outbox import ATTEMPT_SECONDS, flush
     from fsm_pilot.server import worker_status
 
-    flush(ctx, final=True)
-    worker_status(ctx, "finished")
+    # told to stop: gone within a second; what is not delivered now waits on disk for the next pilot
+    stopped = ctx.signals.first is not None
+    flush(ctx, final=True, within=0.3 if stopped else ATTEMPT_SECONDS)
+    worker_status(ctx, "finished", within=0.3 if stopped else 10.0)
     if ctx.client is not None:
         ctx.client.close()
 

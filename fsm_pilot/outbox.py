@@ -54,10 +54,10 @@ def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
     return False
 
 
-def flush(ctx: Context, *, final: bool = False) -> None:
-    """Retry the due outbox entries (all of them, once, when the pilot ends)."""
+def flush(ctx: Context, *, final: bool = False, within: float = ATTEMPT_SECONDS) -> None:
+    """Retry the due outbox entries (all of them, once, when the pilot ends), ``within`` seconds each."""
     now = time.monotonic()
     for run in list(ctx.outbox):
-        if (final or run.next_retry <= now) and deliver(ctx, run, ATTEMPT_SECONDS):
+        if (final or run.next_retry <= now) and deliver(ctx, run, within):
             ctx.outbox.remove(run)
             ctx.log.info("outbox: final update delivered", panda_id=run.panda_id, attempts=run.retries + 1)

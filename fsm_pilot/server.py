@@ -76,7 +76,7 @@ def getjob_request(ctx: Context) -> dict[str, str]:
     return request
 
 
-def worker_status(ctx: Context, status: str) -> None:
+def worker_status(ctx: Context, status: str, within: float = 10.0) -> None:
     """Tell Harvester's worker table ``started``/``finished`` when the worker is known (best effort)."""
     worker, harvester = ctx.env.get("HARVESTER_WORKER_ID"), ctx.env.get("HARVESTER_ID")
     if not (worker and harvester and reports(ctx)):
@@ -85,6 +85,6 @@ def worker_status(ctx: Context, status: str) -> None:
 
     try:
         ctx.client.update_worker_status(worker, harvester, status, ctx.args.queue, socket.gethostname(),
-                                        deadline=deadline(ctx, 10.0))
+                                        deadline=deadline(ctx, within))
     except (PilotFailure, Interrupted) as exc:
         ctx.log.warning("worker status not delivered", status=status, error=repr(exc))

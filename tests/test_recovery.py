@@ -216,3 +216,25 @@ def test_sigkill_right_after_sigterm_leaves_the_signal_outcome_for_the_next_pilo
     code, err = finish(pilot(launch, dispatcher.url, "--timefloor", "0"))
     assert code == 82, err
     assert [f["pilot_error_code"] for f in _finals(dispatcher, panda_id)] == [1201]
+
+
+def test_sigterm_with_the_server_down_leaves_the_outcome_for_the_next_pilot(tmp_path: Path) -> None:
+    from tests.pilotserver import free_port
+
+    server = Dispatcher(tmp_path / "dispatcher", port=free_port()).start()
+    try:
+        panda_id = _job(server, tmp_path / "never")
+        launch = _launch(tmp_path / "p")
+        proc = pilot(launch, server.url, "--timefloor", "0")
+        wait_for(lambda: _payload_pid(launch, proc.pid, panda_id), what="payload running")
+        server.stop(signal.SIGKILL)
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        assert code == 143, err
+        assert _queued(launch, panda_id)  # decided (1201) and kept, not lost
+        server.start()
+        code, err = finish(pilot(launch, server.url, "--timefloor", "0"))
+        assert code == 82, err
+        assert [f["pilot_error_code"] for f in _finals(server, panda_id)] == [1201]
+    finally:
+        server.stop()
