@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.pilotrun import stop_leftovers
 from tests.storage_helpers import Storage, load
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pilots() -> Iterator[None]:
+    """Stop any pilot a test started and did not finish (a failing test must not leave one running)."""
+    yield
+    stop_leftovers()
 
 
 @pytest.fixture

@@ -116,11 +116,35 @@ def pilot_cmd(launch: Launch, *extra: str) -> list[str]:
             "--min-free-disk", "1000000", *extra]
 
 
+#: Pilots started by tests; any still running when its test ends is stopped (a failed test leaks none).
+STARTED: list[subprocess.Popen[str]] = []
+
+
+def started(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Remember a pilot process so the test teardown can stop it if the test did not."""
+    STARTED.append(proc)
+    return proc
+
+
+def stop_leftovers() -> None:
+    """SIGTERM every remembered pilot still running (it kills its own payload tree), then wait for it."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a pilot frozen at a failpoint must run to handle SIGTERM
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
 def start_pilot(launch: Launch, *extra: str) -> subprocess.Popen[str]:
     """Start the pilot in ``launch.dir``; its stderr (the console log) is captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FSM_PILOT_")}
-    return subprocess.Popen(pilot_cmd(launch, *extra), cwd=launch.dir, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return started(subprocess.Popen(pilot_cmd(launch, *extra), cwd=launch.dir, env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 def run_pilot(launch: Launch, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fsm_pilot.replay import problems
-from tests.pilotrun import Launch, make_launch, wait_for
+from tests.pilotrun import Launch, make_launch, started, wait_for
 from tests.pilotserver import Dispatcher, free_port, job_spec
 
 FAST = ("--heartbeat-interval", "0.5", "--kill-grace", "0.5", "--getjob-wait", "0", "-v", "1",
@@ -32,8 +32,8 @@ def pilot(launch: Launch, url: str, *extra: str, env: dict[str, str] | None = No
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FSM_PILOT_")}, **(env or {})}
     cmd = [sys.executable, "-m", "fsm_pilot", "run", "-q", "TEST_QUEUE", "-j", "managed", "-t", "-a",
            str(launch.dir), "--url", url, *FAST, *extra]
-    return subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    return started(subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE))
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
