@@ -91,8 +91,8 @@ class JobRun:
     usage: Any = None
     #: monotonic time of the last update sent for this job (heartbeats are due from it)
     last_update: float = field(default_factory=time.monotonic)
-    #: the payload's identity while it may run: pid, start ticks, session (for recovery)
-    payload_identity: dict[str, int] | None = None
+    #: the payload's identity while it may run: pid, start ticks, session, mark, boot id (for recovery)
+    payload_identity: dict[str, int | str] | None = None
     #: the final update's fields once decided (kept until delivered: the outbox)
     final_fields: dict[str, object] | None = None
     #: outbox retries: attempts so far and when the next one is due (monotonic)

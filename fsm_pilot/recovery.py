@@ -3,7 +3,7 @@
 A job is recovered when its pilot dir's owner is provably dead (fsm_pilot.
 liveness) and its ``jobstate.json`` is not done. Its payload, if still alive,
 is the dead pilot's own process tree: it is identified by the recorded pid,
-start time and session and killed (nothing else is ever signalled). Then the
+start time, session and mark, and killed (nothing else is ever signalled). Then the
 outcome is settled: a job that died before its outcome was decided fails with
 the code of how it died (the recorded signal, else KILLSIGNAL); a finished
 job's remaining outputs are stored and verified; the log is stored; the final
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,16 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.finish import stage_log, stage_outputs
 from fsm_pilot.job import job_identity, parse_job
 from fsm_pilot.jobstate import error_of, load, persist
-from fsm_pilot.liveness import owner_alive, start_ticks
+from fsm_pilot.liveness import boot_id, owner_alive
 from fsm_pilot.outbox import deliver
+from fsm_pilot.payload.ownership import members
+from fsm_pilot.payload.subreaper import DEAD_STATES, read_stat, scan_procs, send_signal
 from fsm_pilot.report import write_final_report
 from fsm_pilot.reporting import update_fields
 
 PILOT_DIR_PREFIXES = ("Panda_Pilot_", "PanDA_Pilot3_")
+#: How long RECOVERY keeps hunting a dead pilot's payload processes (fork loops) before it goes on.
+KILL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,37 +69,37 @@ def _dirs(parent: Path) -> list[Path]:
         return []
 
 
-def kill_orphaned_payload(identity: dict[str, int] | None) -> list[int]:
-    """SIGKILL what is left of a dead pilot's payload: the members of its recorded session.
+def kill_orphaned_payload(identity: Mapping[str, Any] | None) -> list[int]:
+    """SIGKILL everything a dead pilot's payload left behind, and nothing else.
 
-    The session id is the payload's pid; the kernel does not reuse a pid while
-    it names a live session, so members of that session are that payload's.
-    A leader still alive must also have the recorded start time.
+    Members are proven as in fsm_pilot.payload.ownership: the recorded
+    payload and its descendants, its session (only while the session id can
+    still be the payload's: the leader alive with its recorded start time, or
+    its pid unused), and every process carrying the payload's mark in its
+    environment, e.g. a child that called ``setsid`` and was reparented away.
+    Rounds of scan-and-kill repeat until none is left (a fork loop), bounded.
     """
-    if not identity:
-        return []
-    sid, leader = identity.get("sid"), identity.get("pid")
-    if sid is None or leader is None:
-        return []
-    ticks = start_ticks(leader)
-    if ticks is not None and ticks != identity.get("start_ticks"):
-        return []  # the pid was reused: not the payload
-    killed = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and _in_session(int(entry.name), sid):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-            except ProcessLookupError:
-                continue
-    return killed
-
-
-def _in_session(pid: int, sid: int) -> bool:
+    if not identity or identity.get("boot_id", boot_id()) != boot_id():
+        return []  # another boot: nothing of that payload can be alive
     try:
-        return pid != os.getpid() and os.getsid(pid) == sid and os.stat(f"/proc/{pid}").st_uid == os.getuid()
-    except OSError:
-        return False
+        root = (int(identity["pid"]), int(identity["start_ticks"]))
+    except (KeyError, TypeError, ValueError):
+        return []
+    leader = read_stat(root[0])
+    sid = identity.get("sid") if leader is None or leader.key == root else None
+    mark = identity.get("mark")
+    killed: set[int] = set()
+    deadline = time.monotonic() + KILL_SECONDS
+    while time.monotonic() < deadline:
+        me = os.getpid()
+        table = [s for s in scan_procs() if s.start_ticks >= root[1] and s.pid != me]
+        found = members(table, root, sid if isinstance(sid, int) else None, mark if isinstance(mark, str) else None)
+        live = [key for key, stat in found.items() if stat.state not in DEAD_STATES]
+        if not live:
+            break
+        killed.update(key[0] for key in live if send_signal(key, signal.SIGKILL))
+        time.sleep(0.005)  # let the kills land before the next scan looks for late forks
+    return sorted(killed)
 
 
 def restore(job_dir: Path, state: dict[str, Any]) -> JobRun:

@@ -20,6 +20,7 @@ from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.jobstate import mark_maxed_out, persist
+from fsm_pilot.liveness import boot_id
 from fsm_pilot.payload import Payload, kill_tree, start_payload
 from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
 
@@ -89,7 +90,8 @@ def step(ctx: Context) -> Outcome:
         run.fail(exc.error, exc.diag)
         return "payload_done", Reason(f"payload did not start: {exc.diag}", exc.error)
     run.state = "running"
-    run.payload_identity = {"pid": payload.pid, "start_ticks": payload.start_ticks, "sid": payload.sid}
+    run.payload_identity = {"pid": payload.pid, "start_ticks": payload.start_ticks, "sid": payload.sid,
+                            "mark": payload.mark, "boot_id": boot_id()}
     persist(ctx, durable=True)
     ctx.log.info("payload started", panda_id=run.panda_id, pid=payload.pid)
     watch = start_watch(ctx, run, payload)

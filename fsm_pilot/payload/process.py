@@ -15,13 +15,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import psutil
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.payload.ownership import MARK_VAR, members, new_mark
 from fsm_pilot.payload.subreaper import (
     DEAD_STATES,
     FROZEN_STATES,
@@ -31,9 +32,9 @@ from fsm_pilot.payload.subreaper import (
     is_alive,
     read_stat,
     reap_zombies,
+    scan_procs,
     send_signal,
     signal_own_groups,
-    tree_stats,
 )
 
 WaitResult = Literal["exited", "woken", "timeout"]
@@ -46,7 +47,12 @@ _KILL_BUDGET = 0.3  # max seconds spent on SIGKILL + reaping after the grace per
 
 @dataclass
 class Payload:
-    """A running payload: its Popen, identity, start times, output files and pidfd."""
+    """A running payload: its Popen, identity, mark, start times, output files and pidfd.
+
+    ``known`` accumulates every member any scan has proven (see
+    fsm_pilot.payload.ownership), so an orphan stays known after its parent
+    link is gone.
+    """
 
     popen: subprocess.Popen[bytes]
     pid: int
@@ -57,6 +63,8 @@ class Payload:
     stderr_path: Path
     pidfd: int | None
     start_ticks: int
+    mark: str = ""
+    known: set[Key] = field(default_factory=set)
 
     @property
     def returncode(self) -> int | None:
@@ -121,19 +129,21 @@ def _open_pidfd(pid: int) -> int | None:
 
 def start_payload(argv: Sequence[str], cwd: Path, stdout: Path, stderr: Path,
                   env: Mapping[str, str], *, rlimit_as: int | None = None) -> Payload:
-    """Start the payload in a new session with exactly ``env`` (nothing inherited).
+    """Start the payload in a new session with exactly ``env`` plus its mark (nothing inherited).
 
     The executable is looked up on ``env``'s PATH. Exec failures raise
     PilotFailure(PAYLOADEXECUTIONFAILURE) so the job fails with a clear diag.
+    The mark (``FSM_PILOT_PAYLOAD_MARK``) proves later which processes are its own.
     """
     if not argv:
         raise PilotFailure(PilotError.PAYLOADEXECUTIONFAILURE, "empty payload command")
     start_wall, start_monotonic = time.time(), time.monotonic()
+    mark = new_mark()
     try:
         # The files are closed in the parent right after the spawn (the child keeps its copies).
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             popen = subprocess.Popen(
-                list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                list(argv), cwd=cwd, env={**env, MARK_VAR: mark}, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 start_new_session=True, close_fds=True, preexec_fn=_rlimit_setter(rlimit_as),  # noqa: PLW1509 (no threads)
             )
     except OSError as exc:
@@ -145,7 +155,7 @@ def start_payload(argv: Sequence[str], cwd: Path, stdout: Path, stderr: Path,
                            f"cannot set up {argv[0]!r} (rlimit_as={rlimit_as}): {exc}") from exc
     stat = read_stat(popen.pid)  # unreaped child: its pid cannot have been reused
     return Payload(popen, popen.pid, popen.pid, start_wall, start_monotonic, stdout, stderr,
-                   _open_pidfd(popen.pid), stat.start_ticks if stat is not None else 0)
+                   _open_pidfd(popen.pid), stat.start_ticks if stat is not None else 0, mark)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -191,21 +201,24 @@ def wait_payload(payload: Payload, wakeup_fd: int | None, timeout: float | None)
             return "timeout"
 
 
-def _tree(payload: Payload, keep: Collection[int]) -> dict[Key, ProcStat]:
-    return tree_stats((payload.pid, payload.start_ticks), payload.sid, keep)
+def _tree(payload: Payload, keep: Collection[int] = ()) -> dict[Key, ProcStat]:
+    """The payload's members from one /proc pass; ``keep`` (the pilot's own tools) never are."""
+    me = os.getpid()
+    table = [s for s in scan_procs() if s.start_ticks >= payload.start_ticks and s.pid != me and s.pid not in keep]
+    found = members(table, (payload.pid, payload.start_ticks), payload.sid, payload.mark, payload.known)
+    payload.known.update(found)
+    return found
 
 
 def descendants(payload: Payload, *, keep: Collection[int] = ()) -> list[psutil.Process]:
     """The payload's process tree, the payload itself included while it exists.
 
     One /proc pass, only processes started no earlier than the payload (nothing
-    older can descend from it), de-duplicated by (pid, start time). Members:
-    (1) the payload and its descendants; (2) same-uid members of its session,
-    e.g. double-forked orphans now under init; (3) when the pilot is a subreaper,
-    the subtrees of its direct children other than ``keep``. A pilot's only
-    children are payloads and its own tools, which it runs synchronously or
-    lists in ``keep``, so any newer child is a reparented payload orphan, even
-    one that called setsid. Sorted oldest first.
+    older can descend from it), de-duplicated by (pid, start time). Members are
+    what fsm_pilot.payload.ownership proves: descendants, session members,
+    carriers of the payload's mark, and members found before. A child of the
+    pilot is not a member for being one: a wrapper's orphans are adopted too.
+    Sorted oldest first.
     """
     procs = []
     for stat in sorted(_tree(payload, keep).values(), key=lambda s: (s.start_ticks, s.pid)):

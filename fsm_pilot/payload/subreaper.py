@@ -2,7 +2,8 @@
 
 A payload may double-fork and even ``setsid`` to escape its session. If the pilot
 is a child subreaper, such orphans are reparented to the pilot instead of init, so
-they stay findable as the pilot's descendants and can be killed and reaped.
+they can be reaped; whether one is the payload's is proven separately (see
+fsm_pilot.payload.ownership), since a wrapper's orphans are adopted the same way.
 Processes are identified by ``(pid, start_ticks)`` so a reused pid is never hit.
 """
 
@@ -15,7 +16,7 @@ import glob
 import os
 import signal
 import sys
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -180,42 +181,6 @@ def signal_own_groups(leaders: Iterable[Key], sig: int) -> None:
         if stat is not None and stat.key == key and stat.ppid == me and stat.pgrp == stat.pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(stat.pid, sig)
-
-
-def _same_uid(pid: int) -> bool:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
-    except OSError:
-        return False
-
-
-def _subtrees(children: Mapping[int, list[ProcStat]], roots: Iterable[ProcStat]) -> dict[Key, ProcStat]:
-    """The given roots plus all their descendants in the ppid map."""
-    found: dict[Key, ProcStat] = {}
-    todo = list(roots)
-    while todo:
-        stat = todo.pop()
-        if stat.key not in found:  # roots overlap (leader, session, subreaper child)
-            found[stat.key] = stat
-            todo.extend(children.get(stat.pid, ()))
-    return found
-
-
-def tree_stats(root: Key, sid: int, keep: Collection[int]) -> dict[Key, ProcStat]:
-    """A payload's tree from one /proc pass (see ``process.descendants`` for the rules).
-
-    Only processes started no earlier than ``root`` are considered: nothing older
-    can descend from it, nor belong to the session it created.
-    """
-    me = os.getpid()
-    table = [s for s in scan_procs() if s.start_ticks >= root[1] and s.pid != me]
-    children: dict[int, list[ProcStat]] = {}
-    for stat in table:
-        children.setdefault(stat.ppid, []).append(stat)
-    roots = [s for s in table if s.key == root or (s.sid == sid and _same_uid(s.pid))]
-    if is_subreaper():
-        roots += [s for s in children.get(me, ()) if s.pid not in keep]
-    return _subtrees(children, roots)
 
 
 def reap_zombies(keep: Collection[int]) -> list[int]:
