@@ -6,21 +6,23 @@ that launched ``pilot.py -q ...`` only swaps the executable.
 
 from __future__ import annotations
 
-import argparse
-import os
-import socket
 import sys
-import time
-from collections.abc import Sequence
-from typing import Any
 
-from fsm_pilot import __version__
+TYPE_CHECKING = False  # typing itself costs ~10 ms to import: not before the handlers
+
+if TYPE_CHECKING:  # imported lazily: nothing heavy may run before the signal handlers are installed
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 SUBCOMMANDS = ("run", "exit-codes", "diagram", "replay", "dispatcher", "submit", "status")
 
 
 def parser(only_run: bool = False) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (or only ``run``: a pilot need not import the tools)."""
+    import argparse
+
+    from fsm_pilot import __version__
     from fsm_pilot.options import add_run_options
 
     top = argparse.ArgumentParser(prog="fsm-pilot", description="A PanDA pilot as a declared state machine.")
@@ -49,6 +51,10 @@ def _add_tools(sub: Any) -> None:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """Build the context, drive the machine, return the exit code."""
+    import os
+    import socket
+    import time
+
     from fsm_pilot import config, driver, logsetup, machine, signals
     from fsm_pilot.context import Context
     from fsm_pilot.errors import PilotFailure
@@ -79,10 +85,26 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and ``python -m fsm_pilot``."""
+    """Entry point of the console script and ``python -m fsm_pilot``; never ends in a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "run")
+    if argv and argv[0] == "run":
+        try:
+            from fsm_pilot import signals
+
+            signals.install()  # first: a pilot told to stop while it starts still stops cleanly
+        except KeyboardInterrupt:
+            print("fsm-pilot: interrupted while starting; nothing was done", file=sys.stderr)
+            return 130
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # a tool (not the pilot, which records SIGINT) interrupted: no traceback
+        print("fsm-pilot: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     ns = parser(only_run=bool(argv) and argv[0] == "run").parse_args(argv)
     if ns.command == "exit-codes":
         from fsm_pilot.exitcodes import exit_code_markdown

@@ -101,8 +101,10 @@ class PilotFailure(Exception):
         self.diag = diag
 
 
-#: Signals the pilot handles, with the job error code each one sets.
+#: Signals the pilot handles, with the job error code each one sets (Pilot 3's; SIGHUP has no
+#: code of its own there and gets the generic KILLSIGNAL, as any other signal does in Pilot 3).
 SIGNAL_ERRORS: dict[str, PilotError] = {
+    "SIGHUP": PilotError.KILLSIGNAL,
     "SIGINT": PilotError.SIGINT,
     "SIGQUIT": PilotError.SIGQUIT,
     "SIGBUS": PilotError.SIGBUS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
-from fsm_pilot.errors import PilotError
+from fsm_pilot.errors import SIGNAL_ERRORS, PilotError
 
 SUCCESS = 0
 #: Any error without a row of its own (Pilot 3 does the same).
@@ -89,9 +89,8 @@ def exit_code_markdown() -> str:
     ]
     for error, (code, meaning) in sorted(EXIT_TABLE.items(), key=lambda kv: (kv[1][0], kv[0])):
         lines.append(f"| {code} | {meaning} | {error.name} ({int(error)}) |")
-    for name in ("SIGINT", "SIGQUIT", "SIGBUS", "SIGUSR1", "SIGSEGV", "SIGTERM", "SIGXCPU"):
+    for name, error in sorted(SIGNAL_ERRORS.items(), key=lambda kv: int(getattr(signal, kv[0]))):
         num = int(getattr(signal, name))
-        lines.append(f"| {128 + num} | stopped by {name} (128 + {num}) | {PilotError[name].name} "
-                     f"({int(PilotError[name])}) |")
+        lines.append(f"| {128 + num} | stopped by {name} (128 + {num}) | {error.name} ({int(error)}) |")
     lines.append("| 1 | any other pilot failure (an error code without a row above) | |")
     return "\n".join(lines) + "\n"

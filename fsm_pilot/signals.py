@@ -12,21 +12,28 @@ from __future__ import annotations
 import os
 import select
 import signal
-from dataclasses import dataclass, field
-from types import FrameType
 
-#: The signals a batch system or wrapper uses to stop a pilot.
-HANDLED = ("SIGINT", "SIGQUIT", "SIGBUS", "SIGUSR1", "SIGSEGV", "SIGTERM", "SIGXCPU")
+TYPE_CHECKING = False  # typing itself costs ~10 ms to import: not before the handlers
+
+if TYPE_CHECKING:  # no import cost at run time: this module is loaded before anything else
+    from types import FrameType
+
+#: The signals a batch system, a wrapper or a closed terminal uses to stop a pilot.
+HANDLED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGBUS", "SIGUSR1", "SIGSEGV", "SIGTERM", "SIGXCPU")
 
 
-@dataclass
 class SignalState:
-    """Signals received so far; ``wakeup_fd`` becomes readable when one arrives."""
+    """Signals received so far; ``wakeup_fd`` becomes readable when one arrives.
 
-    received: list[int] = field(default_factory=list)
-    wakeup_fd: int = -1
-    _write_fd: int = -1
-    _handled: int = 0
+    A plain class, not a dataclass: importing dataclasses would widen the
+    window in which a signal finds no handler yet.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.wakeup_fd = -1
+        self._write_fd = -1
+        self._handled = 0
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         """Record the signal; async-signal-safe enough: one list append."""
@@ -68,9 +75,21 @@ class SignalState:
         return bool(select.select([self.wakeup_fd], [], [], max(0.0, seconds))[0])
 
 
+_INSTALLED: list[SignalState] = []
+
+
 def install() -> SignalState:
-    """Install the handlers and the wakeup pipe; return the state they record into."""
+    """Install the handlers and the wakeup pipe once; return the state they record into.
+
+    ``fsm-pilot run`` calls this before anything else (even before parsing its
+    arguments), so a signal in the pilot's first milliseconds is recorded like
+    any other instead of ending in a KeyboardInterrupt traceback; later calls
+    return the same state, with whatever arrived early.
+    """
+    if _INSTALLED:
+        return _INSTALLED[0]
     state = SignalState()
+    _INSTALLED.append(state)
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     state.wakeup_fd, state._write_fd = read_fd, write_fd
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
