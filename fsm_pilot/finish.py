@@ -2,6 +2,12 @@
 
 Shared by STAGEOUT (the normal end, and rejected jobs) and ABORTING (a signal
 or a crash): whatever happened to the payload, the job's log is kept.
+
+A signal during stage-out: no new output copy starts. A job whose outputs
+were all stored by then is reported ``finished`` (its work is done and in
+storage); otherwise it fails with the signal's code and says how many of its
+outputs were stored. Either way the log is stored and the final update gets
+at most FINAL_UPDATE_SECONDS, then the pilot aborts.
 """
 
 from __future__ import annotations
@@ -12,14 +18,18 @@ import uuid
 from pathlib import Path
 
 from fsm_pilot.context import Context, JobRun
-from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.errors import SIGNAL_ERRORS, PilotError, PilotFailure
 from fsm_pilot.failpoints import failpoint
 from fsm_pilot.job import FileSpec
 from fsm_pilot.jobstate import persist
 from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
 from fsm_pilot.reporting import heartbeat_if_due, update_fields
+from fsm_pilot.signals import name_of
 from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
+
+#: The pilot was told to stop: the final update may take this long, then it is left pending.
+FINAL_UPDATE_SECONDS = 0.5
 
 
 def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
@@ -44,6 +54,9 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
     for spec in run.job.outputs:
         if spec.lfn in run.xml:
             continue  # stored before (a recovered job)
+        if ctx.signals.first is not None:
+            _stopped_by_signal(ctx, run, ctx.signals.first)
+            return
         heartbeat_if_due(ctx, run)
         try:
             _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
@@ -51,6 +64,17 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
             ctx.log.warning("stage-out failed", panda_id=run.panda_id, lfn=spec.lfn, error=exc.error.name,
                             diag=exc.diag)
             run.fail(exc.error, exc.diag)
+
+
+def _stopped_by_signal(ctx: Context, run: JobRun, signum: int) -> None:
+    """Fail a job whose stage-out a signal cut short, saying how far it got."""
+    assert run.job is not None
+    name = name_of(signum)
+    stored = sum(1 for spec in run.job.outputs if spec.lfn in run.xml)
+    run.fail(SIGNAL_ERRORS.get(name, PilotError.KILLSIGNAL),
+             f"stage-out stopped by {name}: {stored} of {len(run.job.outputs)} outputs stored")
+    ctx.log.warning("stage-out stopped by a signal", panda_id=run.panda_id, signal=name, stored=stored,
+                    outputs=len(run.job.outputs))
 
 
 def _transition_slice(ctx: Context, run: JobRun, origin: Path) -> Path | None:
@@ -126,6 +150,8 @@ def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | No
     send still leaves the outcome behind; an undelivered one is marked pending.
     """
     started = time.monotonic()
+    if ctx.signals.first is not None:  # told to stop: be gone in a second, the rest waits on disk
+        within = FINAL_UPDATE_SECONDS if within is None else min(within, FINAL_UPDATE_SECONDS)
     if with_outputs and run.state != "failed":
         stage_outputs(ctx, run)
     stage_log(ctx, run)

@@ -12,12 +12,9 @@ from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import SIGNAL_ERRORS, PilotError
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.failpoints import failpoint
-from fsm_pilot.finish import finish_job
+from fsm_pilot.finish import FINAL_UPDATE_SECONDS, finish_job
 from fsm_pilot.jobstate import persist
 from fsm_pilot.signals import name_of
-
-#: The pilot was told to stop: the final update may take this long, then it is left pending.
-FINAL_UPDATE_SECONDS = 0.5
 
 
 def _job_error(ctx: Context, reason: Reason) -> tuple[PilotError, str]:
