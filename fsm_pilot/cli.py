@@ -82,6 +82,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         return driver.run(ctx)
     finally:
         logsetup.close()
+        signals.settle()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,6 +98,17 @@ def install() -> SignalState:
     return state
 
 
+def settle() -> None:
+    """Ignore the stop signals once the pilot's exit code is decided and everything is written.
+
+    Python resets handlers to the default action while it shuts down, so a
+    signal in those last milliseconds would kill the pilot and replace the
+    code it decided with 128 + N. Ignored, it changes nothing.
+    """
+    for name in HANDLED:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 def name_of(signum: int) -> str:
     """``SIGTERM`` for 15."""
     return signal.Signals(signum).name
