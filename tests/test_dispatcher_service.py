@@ -144,8 +144,8 @@ def test_submit_and_status_commands(tmp_path: Path) -> None:
         disp.legacy("getJob", GETJOB)
         status = cli("status", "--url", disp.url, *map(str, ids), "777")
         assert status.returncode == 0, status.stderr
-        assert status.stdout.splitlines() == [f"{ids[0]} sent", f"{ids[1]} activated", f"{ids[2]} activated",
-                                              "777 not found"]
+        assert status.stdout.splitlines() == [f"{ids[0]} sent attemptNr=0", f"{ids[1]} activated attemptNr=0",
+                                              f"{ids[2]} activated attemptNr=0", "777 not found"]
 
 
 def test_submit_refused_and_unreachable(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ QUEUEDATA = json.loads((FIXTURES / "queuedata_TEST_QUEUE.json").read_text())
         (None, "running", None, (None, "tobekilled", "unknown_job")),
         (Held("activated", 0, None), "running", None, (None, "tobekilled", "not_dispatched")),
         (Held("running", 1, None), "running", 2, (None, "tobekilled", "bad_attempt")),
+        (Held("activated", 1, None), "running", 0, (None, "tobekilled", "bad_attempt")),  # re-queued
         (Held("finished", 0, None), "running", None, (None, "alreadydone", "already_final")),
         (Held("failed", 0, None), "failed", None, (None, "alreadydone", "already_final")),
         (Held("running", 0, None), "bogus", None, (None, None, "invalid_state")),

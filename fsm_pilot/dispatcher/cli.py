@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fsm_pilot.dispatcher.expiry import DEFAULT_MAX_ATTEMPTS, DEFAULT_SENT_TIMEOUT, Policy
+
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -27,6 +29,12 @@ def add_dispatcher_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="storage endpoints JSON (CRIC ddmendpoints); default: one file:// endpoint")
     p.add_argument("--storage-dir", type=Path, default=None,
                    help="directory of the bundled file:// endpoint (default: <db dir>/storage)")
+    p.add_argument("--sent-timeout", type=float, default=DEFAULT_SENT_TIMEOUT, metavar="SECONDS",
+                   help="a job handed out but never reported on for this long goes back to the queue with "
+                        f"attemptNr+1 (default {DEFAULT_SENT_TIMEOUT:g}, panda-server's 30 minutes)")
+    p.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS, metavar="N",
+                   help="attemptNr stays below N: a timed-out job whose next attemptNr would reach N fails "
+                        f"instead (default {DEFAULT_MAX_ATTEMPTS})")
     p.set_defaults(func=main_dispatcher)
     return p
 
@@ -42,7 +50,8 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser("status", help="print 'PANDAID STATUS' for each job")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "status", help="print 'PANDAID STATUS attemptNr=N' for each job ('PANDAID not found' for an unknown one)")
     p.add_argument("--url", required=True, help="dispatcher base URL")
     p.add_argument("ids", nargs="+", type=int, metavar="PANDAID")
     p.set_defaults(func=main_status)
@@ -52,12 +61,15 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main_dispatcher(ns: argparse.Namespace) -> int:
     from fsm_pilot.dispatcher.server import run
 
-    if not 0 <= ns.port <= 65535:
-        print(f"dispatcher: bad port {ns.port}", file=sys.stderr)
+    policy = Policy(ns.sent_timeout, ns.max_attempts)
+    problems = policy.problems() + ([] if 0 <= ns.port <= 65535 else [f"bad port {ns.port}"])
+    if problems:
+        for problem in problems:
+            print(f"dispatcher: {problem}", file=sys.stderr)
         return 2
     storage_dir = ns.storage_dir or ns.db.parent / "storage"
     return run(ns.db, ns.host or DEFAULT_HOST, ns.port, queuedata=ns.queuedata, storagedata=ns.storagedata,
-               storage_dir=storage_dir)
+               storage_dir=storage_dir, policy=policy)
 
 
 def main_submit(ns: argparse.Namespace) -> int:
@@ -81,8 +93,8 @@ def main_status(ns: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"status: {exc}", file=sys.stderr)
         return 1
-    for panda_id, state in rows:
-        print(panda_id, state)
+    for panda_id, state, attempt in rows:
+        print(panda_id, state if attempt is None else f"{state} attemptNr={attempt}")
     return 0
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import requests
 
 TIMEOUT = 30.0
+#: get_job_status's status for an unknown PandaID (panda-server's words).
+NOT_FOUND = "not found"
 
 
 class ClientError(Exception):
@@ -58,8 +60,13 @@ def submit(base: str, jobs: list[dict[str, Any]]) -> list[int]:
     return [int(i) for i in data]
 
 
-def status(base: str, ids: Sequence[int]) -> list[tuple[int, str]]:
+def status(base: str, ids: Sequence[int]) -> list[tuple[int, str, int | None]]:
+    """(PandaID, status, attemptNr) per job; attemptNr None for a job the server does not know."""
     data = _call("GET", f"{base.rstrip('/')}/api/v1/pilot/get_job_status", params={"job_ids": list(ids)})
     if not isinstance(data, list):
         raise ClientError(f"unexpected status reply: {data!r}")
-    return [(int(item["job_id"]), str(item["status"])) for item in data]
+    try:
+        return [(int(item["job_id"]), str(item["status"]),
+                 None if item["status"] == NOT_FOUND else int(item["attempt_number"])) for item in data]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClientError(f"unexpected status reply: {data!r}") from exc

@@ -14,7 +14,9 @@ otherwise waits a second), ``Content-Length`` bodies (``Transfer-Encoding`` requ
 bodies get 411, which HTTP/1.1 allows). Accepted sockets get ``TCP_NODELAY``: without
 it Nagle's algorithm and the client's delayed ACK stall each small reply by 40 ms.
 SIGTERM and SIGINT wake the loop through ``signal.set_wakeup_fd``; it then closes
-every socket and returns, so the caller can close the database cleanly.
+every socket and returns, so the caller can close the database cleanly. An optional
+``tick`` runs in the same loop every ``tick_interval`` seconds (the dispatcher expires
+jobs handed out but never reported on), so no request is needed for it and no thread.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+Tick = Callable[[], object]
 
 
 class HTTPError(Exception):
@@ -173,8 +176,11 @@ def error_response(status: int, message: str) -> Response:
 class Server:
     """Listens on one address and runs ``handler`` for every request until stopped."""
 
-    def __init__(self, host: str, port: int, handler: Handler) -> None:
+    def __init__(self, host: str, port: int, handler: Handler, *, tick: Tick | None = None,
+                 tick_interval: float = 5.0) -> None:
         self.handler = handler
+        self.tick = tick
+        self.tick_interval = tick_interval
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.listener = socket.create_server((host, port), family=family, backlog=256)
         self.listener.setblocking(False)
@@ -187,7 +193,7 @@ class Server:
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._stop = False
         self._dates = _DateCache()
-        self._last_sweep = time.monotonic()
+        self._last_sweep = self._last_tick = time.monotonic()
 
     def install_signals(self) -> None:
         """SIGTERM and SIGINT stop the loop; the handler only records, the loop acts."""
@@ -209,9 +215,10 @@ class Server:
         """Run until stopped, then close every socket."""
         try:
             while not self._stop:
-                for key, events in self._sel.select(timeout=5.0):
+                for key, events in self._sel.select(timeout=min(5.0, self.tick_interval)):
                     self._dispatch(key, events)
                 self._sweep_idle()
+                self._maybe_tick()
         finally:
             self._close_all()
 
@@ -327,6 +334,16 @@ class Server:
         for key in list(self._sel.get_map().values()):
             if isinstance(key.data, _Conn) and now - key.data.last > IDLE_TIMEOUT:
                 self._close(key.data)
+
+    def _maybe_tick(self) -> None:
+        now = time.monotonic()
+        if self.tick is None or now - self._last_tick < self.tick_interval:
+            return
+        self._last_tick = now
+        try:
+            self.tick()
+        except Exception:  # like a handler bug: reported, and the server keeps serving
+            traceback.print_exc(file=sys.stderr)
 
     def _close_all(self) -> None:
         for key in list(self._sel.get_map().values()):

@@ -10,6 +10,8 @@ updateJobStatus, and pandaserver/api/v1/pilot_api.py, update_job):
   attempt that is not the current one"); Pilot 3 ignores that word, so a stale payload
   would keep running, and 1.0 folded it into ``tobekilled``. A job never handed out
   (still ``activated``) is not held by any pilot either, so it gets the same answer here.
+  A job re-queued after its getJob reply was lost (``expiry``) has the next attemptNr, so
+  the old attempt's late reports take this path too, whatever the job's state now.
 - an update after the final report gets ``alreadydone`` (panda-server: an update of a
   ``failed`` job, or a second final report of a ``holding`` one): the report was taken,
   stop reporting this job. Nothing changes.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 #: States a pilot may report (panda-server's list).
 PILOT_STATES = frozenset({"starting", "running", "holding", "transferring", "finished", "failed"})
 FINAL = frozenset({"finished", "failed"})
+FAILED = "failed"
 #: Waiting to be handed out, and handed out but not yet reported on.
 ACTIVATED = "activated"
 SENT = "sent"
@@ -73,10 +76,10 @@ def _refusal(held: Held | None, state: str, attempt: int | None) -> str | None:
         return "invalid_state"
     if held is None:
         return "unknown_job"
-    if held.status == ACTIVATED:
-        return "not_dispatched"
     if attempt is not None and attempt != held.attempt:
         return "bad_attempt"
+    if held.status == ACTIVATED:
+        return "not_dispatched"
     return "already_final" if held.status in FINAL else None
 
 

@@ -81,10 +81,11 @@ def update_job(svc: Service, req: Request) -> Response:
 def get_status(svc: Service, req: Request) -> Response:
     fields = legacy_params(req)
     (ids,) = _require(fields, "ids")
+    asked = [_int_or_none(raw) for raw in ids.split()]
+    known = iter(svc.store.statuses([panda_id for panda_id in asked if panda_id is not None]))
     statuses, attempts = [], []
-    for raw in ids.split():
-        panda_id = _int_or_none(raw)
-        found = svc.store.statuses([panda_id])[0] if panda_id is not None else None
+    for panda_id in asked:
+        found = next(known) if panda_id is not None else None
         statuses.append(found.status if found else "notfound")
         attempts.append(str(found.attempt) if found else "0")
     data = {"StatusCode": SC_SUCCESS, "status": "+".join(statuses), "attemptNr": "+".join(attempts)}

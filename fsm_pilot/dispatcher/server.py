@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_pilot.dispatcher.app import make_handler
+from fsm_pilot.dispatcher.expiry import Policy
 from fsm_pilot.dispatcher.httpserver import Server
 from fsm_pilot.dispatcher.service import Service
 from fsm_pilot.dispatcher.store import Store
@@ -81,12 +82,13 @@ def url_of(host: str, port: int) -> str:
 
 
 def run(db: Path, host: str, port: int, *, queuedata: Sequence[Path], storagedata: Path | None,
-        storage_dir: Path) -> int:
+        storage_dir: Path, policy: Policy | None = None) -> int:
     """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it cannot start."""
-    store = Store(db)
+    store = Store(db, policy)
     try:
         load_config(store, queuedata, storagedata, storage_dir)
-        server = Server(host, port, make_handler(Service.open(store)))
+        server = Server(host, port, make_handler(Service.open(store)), tick=store.expire,
+                        tick_interval=store.policy.check_interval)
     except (ConfigError, OSError) as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
         store.close()

@@ -13,6 +13,11 @@ any other connection, in this process or another one sharing the file. A job is
 therefore handed to exactly one pilot: the claim selects ``activated`` jobs and flips
 them to ``sent`` while no other writer can run (no ``RETURNING`` needed, so any SQLite
 3 works).
+
+A job left ``sent`` past the policy's timeout is re-queued or failed (``expiry``) inside
+the transaction of whatever touches jobs next (a claim, an update, a command) and by
+``expire``, which status calls and the server loop run; every time comes from
+``self.clock``, so a test can move time instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsm_pilot.dispatcher import jobstate
+from fsm_pilot.dispatcher import expiry, jobstate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -44,13 +49,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     pilot TEXT,                        -- who holds it: the getJob node, then the pilotID
     created REAL NOT NULL, dispatched REAL, modified REAL NOT NULL, ended REAL);
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, status, priority DESC, PandaID);
+CREATE INDEX IF NOT EXISTS jobs_sent ON jobs (status, dispatched);
 CREATE TABLE IF NOT EXISTS job_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     PandaID INTEGER NOT NULL,
     time REAL NOT NULL,
-    event TEXT NOT NULL,               -- submitted, sent, update, command
+    event TEXT NOT NULL,               -- submitted, sent, update, command, expired
     state TEXT,                        -- the state reported (or set)
-    outcome TEXT NOT NULL,             -- accepted, stale, unknown_job, already_final, ...
+    outcome TEXT NOT NULL,             -- accepted, stale, unknown_job, already_final, requeued, ...
     answer TEXT,                       -- the command the pilot was given
     fields TEXT NOT NULL);             -- every field of the request, JSON
 CREATE INDEX IF NOT EXISTS job_history_job ON job_history (PandaID, id);
@@ -81,7 +87,10 @@ class JobStatus:
 class Store:
     """One connection, used by one thread (the server loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, policy: expiry.Policy | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.policy = policy or expiry.Policy()
+        self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -107,19 +116,19 @@ class Store:
                  fields: Mapping[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO job_history (PandaID, time, event, state, outcome, answer, fields) VALUES (?,?,?,?,?,?,?)",
-            (panda_id, time.time(), event, state, outcome, answer, json.dumps(fields, default=str)),
+            (panda_id, self.clock(), event, state, outcome, answer, json.dumps(fields, default=str)),
         )
 
     # --- queues and storage --------------------------------------------------------------------
 
     def put_queues(self, queues: Mapping[str, Mapping[str, Any]]) -> None:
-        now = time.time()
+        now = self.clock()
         with self._write() as db:
             db.executemany("INSERT OR REPLACE INTO queues VALUES (?,?,?)",
                            [(name, json.dumps(q), now) for name, q in queues.items()])
 
     def put_endpoints(self, endpoints: Mapping[str, Mapping[str, Any]]) -> None:
-        now = time.time()
+        now = self.clock()
         with self._write() as db:
             db.executemany("INSERT OR REPLACE INTO storage_endpoints VALUES (?,?,?)",
                            [(name, json.dumps(e), now) for name, e in endpoints.items()])
@@ -137,7 +146,7 @@ class Store:
     def submit(self, jobs: Iterable[tuple[str, dict[str, Any]]]) -> list[int]:
         """Store new jobs (queue, completed definition); their PandaIDs, in order."""
         ids: list[int] = []
-        now = time.time()
+        now = self.clock()
         with self._write() as db:
             for queue, spec in jobs:
                 cur = db.execute(
@@ -158,8 +167,9 @@ class Store:
         if not queues or count < 1:
             return []
         marks = ",".join("?" * len(queues))
-        now = time.time()
+        now = self.clock()
         with self._write() as db:
+            self._expire(now)
             rows = db.execute(
                 f"SELECT PandaID, definition FROM jobs WHERE queue IN ({marks}) AND status=?"
                 " ORDER BY priority DESC, PandaID LIMIT ?",
@@ -174,12 +184,13 @@ class Store:
     def update(self, upd: Update) -> jobstate.Decision:
         """Check and apply one state report; every report is recorded, applied or not."""
         with self._write() as db:
+            self._expire(self.clock())
             row = db.execute("SELECT status, attempt, command FROM jobs WHERE PandaID=?",
                              (upd.panda_id,)).fetchone()
             held = jobstate.Held(*row) if row else None
             decision = jobstate.decide(held, upd.state, upd.attempt)
             if decision.status is not None:
-                now = time.time()
+                now = self.clock()
                 ended = now if decision.status in jobstate.FINAL else None
                 db.execute(
                     "UPDATE jobs SET status=?, modified=?, ended=COALESCE(?, ended), pilot=COALESCE(?, pilot)"
@@ -193,6 +204,7 @@ class Store:
     def set_command(self, panda_id: int, command: str) -> tuple[bool, str]:
         """Queue a command for the job's next update reply."""
         with self._write() as db:
+            self._expire(self.clock())
             row = db.execute("SELECT status, command FROM jobs WHERE PandaID=?", (panda_id,)).fetchone()
             if row is None:
                 return False, f"PandaID={panda_id} not found"
@@ -200,22 +212,57 @@ class Store:
             if status in jobstate.FINAL:
                 return False, f"PandaID={panda_id} is already {status}"
             merged = jobstate.merge_commands(pending, command)
-            db.execute("UPDATE jobs SET command=?, modified=? WHERE PandaID=?", (merged, time.time(), panda_id))
+            db.execute("UPDATE jobs SET command=?, modified=? WHERE PandaID=?", (merged, self.clock(), panda_id))
             self._history(panda_id, "command", state=None, outcome="accepted", answer=merged,
                           fields={"command": command})
         return True, f"command {merged} set for PandaID={panda_id}"
 
     def statuses(self, ids: Iterable[int]) -> list[JobStatus | None]:
+        self.expire()
         out: list[JobStatus | None] = []
         for panda_id in ids:
             row = self.db.execute("SELECT status, attempt FROM jobs WHERE PandaID=?", (panda_id,)).fetchone()
             out.append(JobStatus(panda_id, row[0], row[1]) if row else None)
         return out
 
+    # --- expiry of jobs handed out but never reported on ----------------------------------------
+
+    def _overdue(self, now: float) -> list[tuple[int, int, float, str | None, str]]:
+        """Jobs ``sent`` at least the timeout ago (an index range scan: usually empty)."""
+        rows = self.db.execute(
+            "SELECT PandaID, attempt, dispatched, pilot, definition FROM jobs WHERE status=? AND dispatched<=?"
+            " ORDER BY PandaID", (jobstate.SENT, now - self.policy.sent_timeout))
+        return list(rows)
+
+    def _expire(self, now: float) -> int:
+        """Re-queue or fail every overdue job; the caller holds the write lock. How many."""
+        overdue = self._overdue(now)
+        for panda_id, attempt, dispatched, pilot, definition in overdue:
+            why = expiry.verdict(self.policy, attempt)
+            if why.attempt is None:
+                self.db.execute("UPDATE jobs SET status=?, modified=?, ended=? WHERE PandaID=?",
+                                (jobstate.FAILED, now, now, panda_id))
+            else:
+                spec = json.loads(definition)
+                spec["attemptNr"] = why.attempt
+                self.db.execute(
+                    "UPDATE jobs SET status=?, attempt=?, definition=?, pilot=NULL, dispatched=NULL, modified=?"
+                    " WHERE PandaID=?", (jobstate.ACTIVATED, why.attempt, json.dumps(spec), now, panda_id))
+            self._history(panda_id, "expired", state=why.status, outcome=why.outcome, answer=None,
+                          fields=expiry.record(self.policy, attempt, dispatched, pilot, why))
+        return len(overdue)
+
+    def expire(self) -> int:
+        """Expire overdue jobs now; takes the write lock only when there is one. How many."""
+        if not self._overdue(self.clock()):
+            return 0
+        with self._write():
+            return self._expire(self.clock())
+
     def worker_status(self, harvester_id: str, worker_id: str, status: str, node_id: str | None) -> None:
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?,?,?)",
-                       (harvester_id, worker_id, status, node_id, time.time()))
+                       (harvester_id, worker_id, status, node_id, self.clock()))
 
     def history(self, panda_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute(
