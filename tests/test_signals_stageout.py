@@ -31,13 +31,14 @@ def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
     server.stop()
 
 
-@pytest.mark.parametrize(("failpoint", "state", "code", "diag"), [
-    ("stageout_start", "failed", 1201, "stage-out stopped by SIGTERM: 0 of 2 outputs stored"),
-    ("stageout_file:1", "failed", 1201, "stage-out stopped by SIGTERM: 1 of 2 outputs stored"),
-    ("stageout_file:2", "finished", 0, ""),
+@pytest.mark.parametrize(("failpoint", "expected"), [
+    ("stageout_start", ("failed", 1201, "stage-out stopped by SIGTERM: 0 of 2 outputs stored")),
+    ("stageout_file:1", ("failed", 1201, "stage-out stopped by SIGTERM: 1 of 2 outputs stored")),
+    ("stageout_file:2", ("finished", 0, "")),
 ])
-def test_signal_during_stageout(tmp_path: Path, dispatcher: Dispatcher, failpoint: str, state: str, code: int,
-                                diag: str) -> None:
+def test_signal_during_stageout(tmp_path: Path, dispatcher: Dispatcher, failpoint: str,
+                                expected: tuple[str, int, str]) -> None:
+    state, code, diag = expected
     panda_id = _job(dispatcher)
     launch = _launch(tmp_path / "p")
     proc = pilot(launch, dispatcher.url, "--timefloor", "0", env={"FSM_PILOT_FAILPOINT": failpoint})
