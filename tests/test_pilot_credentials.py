@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import pytest
 
 from fsm_pilot.errors import PilotError
 from fsm_pilot.replay import problems
-from tests.pilotrun import Launch, make_launch, started
+from tests.pilotrun import Launch, job_def, make_launch, started
 from tests.pilotserver import Dispatcher, job_spec
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
@@ -152,3 +153,56 @@ def test_valid_token_and_proxy_run_the_job(tmp_path: Path, dispatcher: Dispatche
     [first] = [r for r in launch.records() if r["source"] == "CLEANUP"]
     [guard] = [g for g in first["guards"] if g["guard"] == "proxy_lifetime"]
     assert guard["allowed"] is True and set(guard["inputs"]["lifetimes"]) == {"x509", "token"}
+
+
+# --- an inline token never leaves the pilot ---------------------------------------------------------------
+
+
+def _files(root: Path) -> Iterator[tuple[str, bytes]]:
+    """Every file under ``root`` with its bytes, and every member of every tarball, recursively."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        yield str(path), data
+        if path.name.endswith((".tgz", ".tar.gz", ".tar")):
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    extracted = tar.extractfile(member) if member.isfile() else None
+                    if extracted is not None:
+                        yield f"{path}!{member.name}", extracted.read()
+
+
+#: The payload shows its whole environment on stdout, on stderr (the report quotes stderr's tail when
+#: the job fails), in an output file that is stored, and names the token variable last.
+_SHOW_ENV = ("-c 'env; env > env.txt; env >&2; echo \"token=$PANDA_AUTH_TOKEN\"; "
+             "echo \"token=$PANDA_AUTH_TOKEN\" >&2; exit {code}'")
+
+
+@pytest.mark.parametrize("where", ["server", "push -z"])
+def test_inline_token_never_reaches_the_payload_logs_or_storage(tmp_path: Path, dispatcher: Dispatcher,
+                                                                where: str) -> None:
+    secret = jwt(30 * DAY)
+    proxy = fake_proxy(tmp_path / "x509up")
+    specs = [(_SHOW_ENV.format(code=0), ("env.txt",)), (_SHOW_ENV.format(code=3), ())]
+    extra: tuple[str, ...]
+    if where == "server":
+        launch = _launch(tmp_path / "pilot", local_queuedata=False)
+        dispatcher.submit(*(job_spec(pars, outs) for pars, outs in specs))
+        url, extra = dispatcher.url, ("--timefloor", "10")
+    else:
+        jobs = [job_def(i, pars, outs) for i, (pars, outs) in enumerate(specs, start=1)]
+        launch = make_launch(tmp_path / "pilot", jobs, timefloor=10)
+        url, extra = None, ("-z",)
+    code, err = run_pilot(launch, url, *extra, env={"PANDA_AUTH_TOKEN": secret, "PANDA_AUTH_ORIGIN": "test.pilot",
+                                                    "X509_USER_PROXY": str(proxy)})
+    assert code == 0, err
+    assert secret not in err
+    assert sorted(r["state"] for r in launch.reports().values()) == ["failed", "finished"]
+    claims = secret.split(".")[1]
+    leaks = [name for name, data in _files(tmp_path) if claims.encode() in data]
+    assert leaks == []
+    # the payload still got what a grid job needs: the proxy file, and the job's own variables
+    stored = [data.decode() for name, data in _files(tmp_path) if name.endswith("/env.txt")]
+    assert stored, "the payload's env.txt was not stored"
+    env = dict(line.split("=", 1) for line in stored[0].splitlines() if "=" in line)
+    assert env["X509_USER_PROXY"] == str(proxy)
+    assert "PANDA_AUTH_TOKEN" not in env and "PandaID" in env
