@@ -24,6 +24,13 @@ from pathlib import Path
 
 from fsm_pilot.errors import PilotError, PilotFailure
 
+#: Errors about the pilot's own credentials: no retry, dialect or other server can help, so callers
+#: that translate a failed server call into their own error keep these (exit 68 or 80, not 71 or 79).
+CREDENTIAL_ERRORS = frozenset({PilotError.NOPROXY, PilotError.NOVOMSPROXY, PilotError.CERTIFICATEHASEXPIRED,
+                               PilotError.PROXYTOOSHORT})
+#: How to fix a proxy the pilot cannot use.
+PROXY_HINT = "point X509_USER_PROXY at a valid proxy file, or unset it"
+
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -175,6 +182,10 @@ def _parse_time(tag: int, raw: bytes) -> datetime:
 
 # --- tokens -----------------------------------------------------------------
 
+#: How to fix a token the pilot cannot use; every token diag ends with it.
+TOKEN_HINT = ("point PANDA_AUTH_TOKEN (or OIDC_AUTH_TOKEN; a relative name is looked up in PANDA_AUTH_DIR or "
+              "OIDC_AUTH_DIR) at a readable token file, or unset it")
+
 
 def find_token(env: Mapping[str, str]) -> Path | str | None:
     """The pilot's OIDC token, as PanDA deployments configure it.
@@ -198,13 +209,23 @@ def find_token(env: Mapping[str, str]) -> Path | str | None:
 
 
 def read_token(found: Path | str) -> str:
-    """The token text from what ``find_token`` returned (surrounding whitespace dropped)."""
+    """The token text from what ``find_token`` returned (surrounding whitespace dropped).
+
+    A file that is missing, unreadable or empty is NOPROXY naming the file and the fix: sending no
+    token (or an empty one) would only earn a refusal from the server, reported as something else.
+    """
     if isinstance(found, str):
         return found.strip()
     try:
-        return found.read_text(encoding="utf-8", errors="replace").strip()
+        token = found.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        raise PilotFailure(PilotError.NOPROXY, f"token file {found} does not exist: {TOKEN_HINT}") from None
     except OSError as err:
-        raise PilotFailure(PilotError.NOPROXY, f"{found}: cannot read token: {err.strerror}") from None
+        raise PilotFailure(PilotError.NOPROXY,
+                           f"token file {found} cannot be read ({err.strerror}): {TOKEN_HINT}") from None
+    if not token:
+        raise PilotFailure(PilotError.NOPROXY, f"token file {found} is empty: {TOKEN_HINT}")
+    return token
 
 
 def token_seconds_left(token: str, now: datetime) -> float | None:
@@ -259,3 +280,37 @@ def _b64url_json_object(part: str, what: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise PilotFailure(PilotError.NOPROXY, f"token is malformed: {what} is not a base64url JSON object")
     return value
+
+
+# --- every configured credential -------------------------------------------
+
+
+def configured(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Which credentials the environment configures: ``"x509"``, ``"token"``, both or none."""
+    return tuple(kind for kind, found in (("x509", find_proxy(env)), ("token", find_token(env)))
+                 if found is not None)
+
+
+def lifetimes(env: Mapping[str, str], now: datetime) -> dict[str, float | None]:
+    """Seconds left of each configured credential (None: a token without expiry); ``now`` must be aware.
+
+    Each one is read, not only the first found: the server may be handed either, so a valid proxy
+    does not make an expired token usable. PilotFailure(NOPROXY) names the first credential that
+    cannot be used (its file, what is wrong, how to fix it).
+    """
+    found: dict[str, float | None] = {}
+    proxy = find_proxy(env)
+    if proxy is not None:
+        try:
+            found["x509"] = proxy_seconds_left(proxy, now)
+        except PilotFailure as exc:
+            raise PilotFailure(exc.error, f"{exc.diag}: {PROXY_HINT}") from None
+    token = find_token(env)
+    if token is not None:
+        text = read_token(token)
+        try:
+            found["token"] = token_seconds_left(text, now)
+        except PilotFailure as exc:
+            where = f"file {token}" if isinstance(token, Path) else "the value of PANDA_AUTH_TOKEN / OIDC_AUTH_TOKEN"
+            raise PilotFailure(exc.error, f"{exc.diag} (token {where}): {TOKEN_HINT}") from None
+    return found

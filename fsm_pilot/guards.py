@@ -9,7 +9,7 @@ pilot took another job or stopped. Tests feed guards plain numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from fsm_pilot.errors import PilotError
 
@@ -25,9 +25,13 @@ class Facts:
     lifetime_left: float  #: seconds until the pilot's walltime (maxtime or -l) ends
     jobs_run: int  #: jobs taken so far by this pilot
     timefloor: float  #: queuedata timefloor, in seconds (0 = one job only)
-    credential: str  #: "x509", "token", "none", or "skipped" (-t)
-    credential_seconds_left: float | None  #: None when skipped or without expiry
+    credential: str  #: configured credentials ("x509", "token", "x509+token"), "none", or "skipped" (-t)
+    credential_seconds_left: float | None  #: the shortest-lived credential's; None: skipped, unusable, no expiry
     fast_failures: int = 0  #: jobs in a row that failed within ``Thresholds.blackhole_seconds``
+    #: seconds left of each configured credential, by kind (the evidence behind the shortest)
+    credential_lifetimes: Mapping[str, float | None] = field(default_factory=dict)
+    #: why a configured credential cannot be used (its file, what is wrong), or None
+    credential_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,28 @@ def disk_space(facts: Facts, limits: Thresholds) -> Decision:
                     None if ok else PilotError.NOLOCALSPACE)
 
 
+def _credential_inputs(facts: Facts) -> dict[str, object]:
+    """The evidence: what is configured, the shortest lifetime, each lifetime, any problem."""
+    inputs: dict[str, object] = {"credential": facts.credential, "seconds_left": facts.credential_seconds_left}
+    if facts.credential_lifetimes:
+        inputs["lifetimes"] = dict(facts.credential_lifetimes)
+    if facts.credential_problem is not None:
+        inputs["problem"] = facts.credential_problem
+    return inputs
+
+
 def proxy_lifetime(facts: Facts, limits: Thresholds) -> Decision:
-    """The credential outlives what the next job needs (skipped with -t)."""
+    """Every configured credential (proxy and token) outlives what the next job needs (skipped with -t).
+
+    The shortest-lived one decides: the server is handed both, so a valid proxy does not rescue an
+    expired token, nor the other way round.
+    """
     first = facts.jobs_run == 0
     threshold = limits.proxy_start_seconds if first else limits.proxy_job_seconds
-    inputs = {"credential": facts.credential, "seconds_left": facts.credential_seconds_left}
+    inputs = _credential_inputs(facts)
     if facts.credential == "skipped":
         return Decision("proxy_lifetime", True, inputs, threshold)
-    if facts.credential == "none":
+    if facts.credential == "none" or facts.credential_problem is not None:
         return Decision("proxy_lifetime", False, inputs, threshold, PilotError.NOPROXY)
     left = facts.credential_seconds_left
     if left is None:  # a token without expiry
@@ -144,7 +162,8 @@ GUARD_ERRORS: dict[str, str] = {
 #: Where each guard's threshold comes from, for the operator documentation.
 GUARD_SOURCES: dict[str, str] = {
     "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",
-    "proxy_lifetime": "72 h - 20 min before the first job, 1 h before later ones; skipped with -t",
+    "proxy_lifetime": "the shortest-lived of the proxy and the token: 72 h - 20 min before the first job, "
+                      "1 h before later ones; skipped with -t",
     "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s (--lifetime-margin)",
     "timefloor": "queuedata timefloor (minutes); 0 = one job only",
     "max_jobs": "--max-jobs (0 = no limit)",

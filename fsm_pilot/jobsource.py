@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsm_pilot.context import Context
+from fsm_pilot.credentials import CREDENTIAL_ERRORS
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import job_identity
 from fsm_pilot.jobfile import read_job_records
@@ -63,8 +64,9 @@ def _ask(ctx: Context) -> Found | GetJobResult:
 
     try:
         result: GetJobResult = ctx.client.get_job(getjob_request(ctx), deadline=deadline(ctx))
-    except PilotFailure as exc:
-        return Found(None, f"getJob failed: {exc.diag}", PilotError.COMMUNICATIONFAILURE)
+    except PilotFailure as exc:  # a credential the pilot cannot use keeps its own code (exit 68)
+        error = exc.error if exc.error in CREDENTIAL_ERRORS else PilotError.COMMUNICATIONFAILURE
+        return Found(None, f"getJob failed: {exc.diag}", error)
     except Interrupted:
         return Found(None, "interrupted by a signal", interrupted=True)
     return result

@@ -14,7 +14,18 @@ from pathlib import Path
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from fsm_pilot.redact import redact
+
 LOGGER_NAME = "fsm_pilot"
+
+
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """Renders as usual, then blanks any token in the line (fsm_pilot.redact): whatever a record
+    quotes (a server reply, a payload's stderr, an exception), no JWT reaches the console or pilot.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
 _PRE_CHAIN: list[structlog.typing.Processor] = [
     structlog.stdlib.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -37,7 +48,7 @@ def configure(debug: bool = False) -> FilteringBoundLogger:
     base.propagate = False
     console = logging.StreamHandler(sys.stderr)
     renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    console.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer,
+    console.setFormatter(_RedactingFormatter(processor=renderer,
                                                              foreign_pre_chain=_PRE_CHAIN))
     base.addHandler(console)
     logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -48,7 +59,7 @@ def configure(debug: bool = False) -> FilteringBoundLogger:
 def add_file(path: Path) -> None:
     """Also write JSON lines to ``path`` (appending)."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+    handler.setFormatter(_RedactingFormatter(
         processor=structlog.processors.JSONRenderer(default=str), foreign_pre_chain=_PRE_CHAIN))
     logging.getLogger(LOGGER_NAME).addHandler(handler)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fsm_pilot import __version__
 from fsm_pilot.context import Context, JobRun
+from fsm_pilot.redact import redact
 
 #: The server parses start/end times in this format (epoch floats are dropped).
 SERVER_TIME = "%Y-%m-%d %H:%M:%S"
@@ -74,7 +75,8 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "pilotLog": _tail(run.workdir / "payload.stderr" if run.workdir else None) if failed else "",
     }
     fields.update(_usage_fields(run))
-    return fields
+    # the payload's stderr and tools' output are quoted: no token goes to PanDA, heartbeat.json or the report file
+    return {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
 
 
 def _usage_fields(run: JobRun) -> dict[str, object]:

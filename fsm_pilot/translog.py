@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from fsm_pilot.redact import redact
+
 SCHEMA_VERSION = 1
 FILENAME = "transitions.jsonl"
 
@@ -47,7 +49,7 @@ class TransitionLog:
             "pilot_id": self.pilot_id, "job_id": job_id, "event": event, "source": source,
             "dest": dest, "guards": guards, "reason": reason, "ok": ok, "error": error,
         }
-        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        line = redact(json.dumps(record, separators=(",", ":"), default=str)) + "\n"  # a reason may quote a reply
         if self._file is None:
             self._pending.append(line)
         else:

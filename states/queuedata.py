@@ -13,6 +13,7 @@ from typing import Any
 
 from fsm_pilot import config
 from fsm_pilot.context import Context, Outcome
+from fsm_pilot.credentials import CREDENTIAL_ERRORS
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.guards import Thresholds
@@ -34,8 +35,9 @@ def _load(ctx: Context, url: str, what: str) -> Any:
         return load_json(url, what)
     try:
         return fetch_json(ctx, url)
-    except PilotFailure as exc:
-        raise PilotFailure(PilotError.QUEUEDATA, f"cannot download {what}: {exc.diag}") from None
+    except PilotFailure as exc:  # a credential the pilot cannot use keeps its own code (exit 68)
+        error = exc.error if exc.error in CREDENTIAL_ERRORS else PilotError.QUEUEDATA
+        raise PilotFailure(error, f"cannot download {what}: {exc.diag}") from None
 
 
 def step(ctx: Context) -> Outcome:

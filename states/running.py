@@ -22,12 +22,20 @@ from fsm_pilot.exitcodes import Reason
 from fsm_pilot.jobstate import mark_maxed_out, persist
 from fsm_pilot.liveness import boot_id
 from fsm_pilot.payload import Payload, kill_tree, start_payload
+from fsm_pilot.payload.environment import payload_environment
 from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
 
 
 def payload_env(ctx: Context, run: JobRun) -> dict[str, str]:
-    """The pilot's environment plus what a payload needs to know about its job (Pilot 3's names)."""
+    """The pilot's environment without its secrets, plus what a payload needs to know about its job.
+
+    The job's variables carry Pilot 3's names; what is withheld, and why, is in
+    fsm_pilot.payload.environment (only the names are logged).
+    """
     assert run.job is not None and run.workdir is not None
+    env, withheld = payload_environment(ctx.env)
+    if withheld:
+        ctx.log.info("credentials withheld from the payload", panda_id=run.panda_id, names=withheld)
     cores = str(run.job.core_count)
     extra = {
         "PandaID": str(run.panda_id),
@@ -41,7 +49,7 @@ def payload_env(ctx: Context, run: JobRun) -> dict[str, str]:
         extra["PanDA_TaskID"] = str(run.job.task_id)
     if run.job.jobset_id is not None:
         extra["PanDA_JobsetID"] = str(run.job.jobset_id)
-    return {**ctx.env, **extra}
+    return {**env, **extra}
 
 
 def _children_cpu() -> float:

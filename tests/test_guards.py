@@ -56,6 +56,20 @@ def test_proxy_lifetime_special_cases(credential: str, left: float | None, allow
     assert (decision.allowed, decision.error) == (allowed, error)
 
 
+def test_proxy_lifetime_evidence_names_each_credential_and_the_problem() -> None:
+    both = replace(BASE, credential="x509+token", credential_seconds_left=-60.0,
+                   credential_lifetimes={"x509": 90_000.0, "token": -60.0})
+    decision = proxy_lifetime(both, LIMITS)
+    assert (decision.allowed, decision.error) == (False, PilotError.CERTIFICATEHASEXPIRED)
+    assert decision.inputs["lifetimes"] == {"x509": 90_000.0, "token": -60.0}
+    broken = replace(both, credential_seconds_left=None, credential_lifetimes={},
+                     credential_problem="token file /auth/t does not exist: ...")
+    decision = proxy_lifetime(broken, LIMITS)
+    assert (decision.allowed, decision.error) == (False, PilotError.NOPROXY)
+    assert decision.inputs["problem"] == "token file /auth/t does not exist: ..."
+    assert proxy_lifetime(replace(broken, credential="skipped"), LIMITS).allowed is True
+
+
 @pytest.mark.parametrize(("left", "allowed"), [(179.0, False), (180.0, False), (181.0, True)])
 def test_pilot_lifetime(left: float, allowed: bool) -> None:
     decision = pilot_lifetime(replace(BASE, lifetime_left=left), LIMITS)

@@ -40,12 +40,14 @@ def test_cvmfs_queue_without_cvmfs_exits_64_unless_b(tmp_path: Path) -> None:
     assert _run(skipped, "-t", "-b").returncode == 0
 
 
-def test_no_proxy_and_no_token_exits_68(tmp_path: Path) -> None:
+def test_missing_proxy_file_fails_the_checks_with_68(tmp_path: Path) -> None:
     launch = make_launch(tmp_path, [job_def(1, "-c true")])
-    result = _run(launch, env={"X509_USER_PROXY": str(tmp_path / "missing")})
+    missing = tmp_path / "missing"
+    result = _run(launch, env={"X509_USER_PROXY": str(missing)})
     assert result.returncode == 68, result.stderr
-    guard = next(g for g in launch.records()[-1]["guards"] if g["guard"] == "proxy_lifetime")
-    assert (guard["allowed"], guard["inputs"]["credential"]) == (False, "none")
+    last = launch.records()[-1]
+    assert (last["source"], last["dest"], last["reason"]["error"]) == ("CHECKS", "FAILED", 1163)
+    assert str(missing) in last["reason"]["text"] and "X509_USER_PROXY" in last["reason"]["text"]
 
 
 def test_short_proxy_exits_80_and_a_long_one_runs_the_job(tmp_path: Path) -> None:

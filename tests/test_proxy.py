@@ -16,8 +16,10 @@ import pytest
 
 from fsm_pilot.credentials import (
     _parse_time,
+    configured,
     find_proxy,
     find_token,
+    lifetimes,
     proxy_not_after,
     proxy_seconds_left,
     read_token,
@@ -300,3 +302,41 @@ def test_unreadable_token_file(tmp_path: Path) -> None:
     with pytest.raises(PilotFailure) as caught:
         read_token(tmp_path / "absent")
     assert caught.value.error is PilotError.NOPROXY
+    assert f"token file {tmp_path / 'absent'} does not exist" in caught.value.diag
+    assert "PANDA_AUTH_TOKEN" in caught.value.diag  # and what to do about it
+    (tmp_path / "empty").write_text(" \n")
+    with pytest.raises(PilotFailure, match="is empty"):
+        read_token(tmp_path / "empty")
+
+
+# --- every configured credential --------------------------------------------
+
+
+def test_lifetimes_reads_both_proxy_and_token(certs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    cert, _ = certs["month"]
+    (tmp_path / "tok").write_text(_jwt({"exp": NOW.timestamp() - 60}))
+    env = {"X509_USER_PROXY": str(cert), "PANDA_AUTH_TOKEN": "tok", "PANDA_AUTH_DIR": str(tmp_path)}
+    assert configured(env) == ("x509", "token")
+    found = lifetimes(env, NOW)
+    assert found == {"x509": (_openssl_not_after(cert) - NOW).total_seconds(), "token": pytest.approx(-60)}
+
+
+@pytest.mark.parametrize(("content", "why"), [(None, "does not exist"), ("", "is empty"),
+                                              ("garbage", "token is malformed")])
+def test_lifetimes_names_the_token_file_that_cannot_be_used(
+        certs: dict[str, tuple[Path, Path]], tmp_path: Path, content: str | None, why: str) -> None:
+    token = tmp_path / "tok"
+    if content is not None:
+        token.write_text(content)
+    env = {"X509_USER_PROXY": str(certs["month"][0]), "PANDA_AUTH_TOKEN": str(token)}
+    with pytest.raises(PilotFailure) as caught:
+        lifetimes(env, NOW)
+    assert caught.value.error is PilotError.NOPROXY
+    assert str(token) in caught.value.diag and why in caught.value.diag and "unset it" in caught.value.diag
+
+
+def test_lifetimes_names_the_proxy_that_cannot_be_used(tmp_path: Path) -> None:
+    with pytest.raises(PilotFailure) as caught:
+        lifetimes({"X509_USER_PROXY": str(tmp_path / "gone")}, NOW)
+    assert str(tmp_path / "gone") in caught.value.diag and "X509_USER_PROXY" in caught.value.diag
+    assert configured({"PATH": "/bin", "X509_USER_PROXY": str(tmp_path / "gone")}) == ("x509",)

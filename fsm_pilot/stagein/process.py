@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.payload import Payload, WaitResult, descendants, kill_tree, start_payload, wait_payload
+from fsm_pilot.payload.environment import payload_environment
 
 if TYPE_CHECKING:
     from fsm_pilot.stagein.resolve import Replica
@@ -132,10 +133,10 @@ class ToolRun:
 
 
 def start_tool(tool: str, argv: Sequence[str], cwd: Path, log_path: Path) -> ToolRun:
-    """Start ``argv`` (never through a shell) in its own session with the pilot's environment."""
+    """Start ``argv`` (never through a shell) in its own session with the pilot's environment, less its secrets."""
     offset = _log_header(log_path, tool, argv)
     try:
-        payload = start_payload(argv, cwd, log_path, log_path, dict(os.environ))
+        payload = start_payload(argv, cwd, log_path, log_path, payload_environment(os.environ)[0])
     except PilotFailure as exc:
         raise PilotFailure(PilotError.STAGEINFAILED, f"{tool}: {exc.diag}") from exc
     return ToolRun(tool, payload, log_path, offset)
