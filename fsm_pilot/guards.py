@@ -88,10 +88,12 @@ def _credential_inputs(facts: Facts) -> dict[str, object]:
 
 
 def proxy_lifetime(facts: Facts, limits: Thresholds) -> Decision:
-    """Every configured credential (proxy and token) outlives what the next job needs (skipped with -t).
+    """Every configured credential is usable for the next job (skipped with -t).
 
-    The shortest-lived one decides: the server is handed both, so a valid proxy does not rescue an
-    expired token, nor the other way round.
+    Each is checked: the server may be handed either, so a valid proxy does not rescue an expired
+    token, nor the other way round. The proxy must outlive Pilot 3's thresholds (72 h before the
+    first job, 1 h before the next); a token only must not have expired, since tokens are short-lived
+    by design and renewed in place (Harvester rewrites the file), which a proxy never is.
     """
     first = facts.jobs_run == 0
     threshold = limits.proxy_start_seconds if first else limits.proxy_job_seconds
@@ -100,8 +102,12 @@ def proxy_lifetime(facts: Facts, limits: Thresholds) -> Decision:
         return Decision("proxy_lifetime", True, inputs, threshold)
     if facts.credential == "none" or facts.credential_problem is not None:
         return Decision("proxy_lifetime", False, inputs, threshold, PilotError.NOPROXY)
-    left = facts.credential_seconds_left
-    if left is None:  # a token without expiry
+    token_left = facts.credential_lifetimes.get("token")
+    if token_left is not None and token_left <= 0:
+        return Decision("proxy_lifetime", False, inputs, threshold, PilotError.CERTIFICATEHASEXPIRED)
+    lifetimes = facts.credential_lifetimes
+    left = lifetimes.get("x509") if lifetimes else facts.credential_seconds_left
+    if left is None:  # no proxy (a token alone, not expired), or a token without expiry
         return Decision("proxy_lifetime", True, inputs, threshold)
     if left <= 0:
         return Decision("proxy_lifetime", False, inputs, threshold, PilotError.CERTIFICATEHASEXPIRED)
@@ -162,8 +168,8 @@ GUARD_ERRORS: dict[str, str] = {
 #: Where each guard's threshold comes from, for the operator documentation.
 GUARD_SOURCES: dict[str, str] = {
     "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",
-    "proxy_lifetime": "the shortest-lived of the proxy and the token: 72 h - 20 min before the first job, "
-                      "1 h before later ones; skipped with -t",
+    "proxy_lifetime": "the proxy: 72 h - 20 min before the first job, 1 h before later ones; the token: "
+                      "not expired (renewed in place); skipped with -t",
     "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s (--lifetime-margin)",
     "timefloor": "queuedata timefloor (minutes); 0 = one job only",
     "max_jobs": "--max-jobs (0 = no limit)",

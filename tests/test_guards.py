@@ -70,6 +70,20 @@ def test_proxy_lifetime_evidence_names_each_credential_and_the_problem() -> None
     assert proxy_lifetime(replace(broken, credential="skipped"), LIMITS).allowed is True
 
 
+@pytest.mark.parametrize(("lifetimes", "allowed", "error"), [
+    ({"token": 600.0}, True, None),  # short-lived but valid: renewed in place, not a proxy
+    ({"x509": 90_000.0, "token": 600.0}, True, None),
+    ({"x509": 600.0, "token": 90_000.0}, False, PilotError.PROXYTOOSHORT),  # the proxy's thresholds
+    ({"x509": 90_000.0, "token": 0.0}, False, PilotError.CERTIFICATEHASEXPIRED),
+])
+def test_a_token_only_needs_to_be_unexpired(lifetimes: dict[str, float], allowed: bool,
+                                            error: PilotError | None) -> None:
+    facts = replace(BASE, credential="+".join(sorted(lifetimes)), credential_seconds_left=min(lifetimes.values()),
+                    credential_lifetimes=lifetimes)
+    decision = proxy_lifetime(facts, LIMITS)
+    assert (decision.allowed, decision.error) == (allowed, error)
+
+
 @pytest.mark.parametrize(("left", "allowed"), [(179.0, False), (180.0, False), (181.0, True)])
 def test_pilot_lifetime(left: float, allowed: bool) -> None:
     decision = pilot_lifetime(replace(BASE, lifetime_left=left), LIMITS)
