@@ -144,8 +144,10 @@ class PandaClient:
             lambda: self._v1("update_job", update_to_v1(fields)),
             lambda: self._legacy("update_job", to_legacy(fields)), deadline,
             lambda reply, call, text: update_result(reply, call.dialect))
-        self.log.info("panda.update_job", dialect=call.dialect, job_id=fields.get("jobId"),
-                      state=fields.get("state"), ok=result.ok, status=result.status, commands=list(result.commands))
+        # the reply as sent; whether the report was taken is the caller's call (a final one answered
+        # tobekilled was not), so this line says reply_ok, never ok
+        self.log.info("panda.update_job", dialect=call.dialect, job_id=fields.get("jobId"), state=fields.get("state"),
+                      reply_ok=result.ok, status=result.status, commands=list(result.commands))
         return result
 
     def get_status(self, ids: list[int], *, deadline: float | None = None) -> dict[int, str]:
