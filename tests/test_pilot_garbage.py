@@ -9,6 +9,7 @@ runs its job; one that meets it forever gives up with the usual exit code
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.pilotrun import Launch, make_launch, started
+from tests.pilotrun import Launch, make_launch, started, wait_for
 from tests.pilotserver import Dispatcher, job_spec
 from tests.test_panda_client_stub import Canned, Seen, StubPanda, running_stub
 
@@ -141,3 +142,15 @@ def test_update_timeout_is_a_time_budget_not_five_attempts(tmp_path: Path, proxy
     assert code == 79, err
     assert time_in(launch, "GETJOB") >= 0.8 * budget
     assert proxy.count(GETJOB["legacy"]) > 5
+
+
+def test_a_signal_stops_the_retrying_at_once(tmp_path: Path, proxy: StubPanda) -> None:
+    """With a 300 s budget against a server that always 503s, SIGTERM ends the pilot now, not at the budget."""
+    proxy.on(GETJOB["legacy"], Canned(503, "busy", "text/plain"))
+    launch = new_launch(tmp_path / "p", local_queuedata=True)
+    proc = pilot(launch, proxy.url, "--api", "legacy", "--update-timeout", "300")
+    wait_for(lambda: proxy.count(GETJOB["legacy"]) >= 2, what="getJob retried")
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc, timeout=60)  # a hang guard far below the 300 s budget
+    assert code == 128 + signal.SIGTERM, err
+    assert launch.records()[-1]["source"] in ("GETJOB", "ABORTING"), launch.records()[-1]
