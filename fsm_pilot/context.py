@@ -83,6 +83,8 @@ class JobRun:
     stop_reporting: bool = False
     #: the final update could not be delivered (kept in the final report file)
     final_pending: bool = False
+    #: the server's answer when it refused the final update for good (kept in the final report file)
+    refused: str | None = None
     #: the server asked to kill the job (tobekilled)
     kill_requested: bool = False
     #: the server said nocleanup: keep the job dir after the job

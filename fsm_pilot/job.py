@@ -112,8 +112,11 @@ class JobIdentity:
     """What is needed to report a job and ship its log even if its definition is rejected."""
 
     panda_id: int
-    attempt_nr: int = 0
+    #: as the job gave it (any integer); None when it is no integer: reports then go without one
+    attempt_nr: int | None = 0
     log: FileSpec
+    #: why the job's attemptNr cannot be reported, when it cannot
+    attempt_problem: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -363,8 +366,11 @@ def _parse_outputs(fields: Mapping[str, str], log_name: str) -> tuple[tuple[File
 def job_identity(fields: Mapping[str, object]) -> JobIdentity:
     """Identify a job for failure reporting; only a missing or invalid PandaID is fatal.
 
-    Everything else degrades: a bad attemptNr becomes 0 and an absent or unsafe
-    logFile becomes ``panda.<PandaID>.job.log.tgz``.
+    Everything else degrades: an absent or unsafe logFile becomes
+    ``panda.<PandaID>.job.log.tgz``. attemptNr is kept as the job gave it, even
+    one the definition check rejects (the server matches reports on it): an
+    integer is reported as it is; anything else is not reported at all, and
+    ``attempt_problem`` says why.
     """
     normalized = _normalize(fields)
     panda_id = _panda_id(normalized)
@@ -372,11 +378,11 @@ def job_identity(fields: Mapping[str, object]) -> JobIdentity:
     if name is None or _name_problem(name) is not None:
         name = _fallback_log_name(panda_id)
     log = FileSpec(lfn=name, role="log", guid=normalized.get("logGUID"), scope=normalized.get("scopeLog"))
-    try:
-        attempt_nr = _opt_int(normalized, "attemptNr") or 0
-    except PilotFailure:
-        attempt_nr = 0
-    return JobIdentity(panda_id=panda_id, attempt_nr=attempt_nr, log=log)
+    text = normalized.get("attemptNr", "0")
+    if _INTEGER.fullmatch(text):
+        return JobIdentity(panda_id=panda_id, attempt_nr=int(text.partition(".")[0]), log=log)
+    problem = f"attemptNr={_show(text)} is not an integer"
+    return JobIdentity(panda_id=panda_id, attempt_nr=None, log=log, attempt_problem=problem)
 
 
 def parse_job(fields: Mapping[str, object]) -> Job:

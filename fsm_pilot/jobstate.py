@@ -35,6 +35,7 @@ def snapshot(run: JobRun, machine_state: str, pilot_id: str) -> dict[str, Any]:
         "trans_exit_code": run.trans_exit_code, "start_time": run.start_time, "end_time": run.end_time,
         "timings": run.timings, "xml": run.xml, "payload": run.payload_identity, "final": run.final_fields,
         "done": run.reported and not run.final_pending, "stop_reporting": run.stop_reporting,
+        "refused": run.refused,
         "keep_workdir": run.keep_workdir, "record": run.record,
     }
 

@@ -37,9 +37,15 @@ def remove_workdir(ctx: Context, run: JobRun) -> None:
 
 
 def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
-    """Send the job's final update; on success mark it done and release its dir, else queue it."""
+    """Send the job's final update; True once nothing is left to send, else it is queued.
+
+    Settled means delivered, or answered in a way that sending it again cannot
+    change (``alreadydone``: the server has a final report; a refusal for good,
+    logged loudly and kept as ``run.refused``): the job is marked done and its
+    dir released.
+    """
     sent = send_update(ctx, run, run.state, final=True, within=within)
-    if sent or run.stop_reporting:  # alreadydone: the server has it
+    if sent or run.stop_reporting:
         run.final_pending = False
         if ctx.pilot_dir is not None:
             write_final_report(ctx, run)
@@ -60,4 +66,5 @@ def flush(ctx: Context, *, final: bool = False, within: float = ATTEMPT_SECONDS)
     for run in list(ctx.outbox):
         if (final or run.next_retry <= now) and deliver(ctx, run, within):
             ctx.outbox.remove(run)
-            ctx.log.info("outbox: final update delivered", panda_id=run.panda_id, attempts=run.retries + 1)
+            if run.refused is None:
+                ctx.log.info("outbox: final update settled", panda_id=run.panda_id, attempts=run.retries + 1)

@@ -74,6 +74,8 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "pilotTiming": "|".join(str(round(run.timings.get(k, 0.0))) for k in TIMING_KEYS),
         "pilotLog": _tail(run.workdir / "payload.stderr" if run.workdir else None) if failed else "",
     }
+    if run.identity.attempt_nr is None:  # not an integer: let the server apply the report to its attempt
+        del fields["attemptNr"]
     fields.update(_usage_fields(run))
     # the payload's stderr and tools' output are quoted: no token goes to PanDA, heartbeat.json or the report file
     return {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
@@ -107,6 +109,7 @@ def write_final_report(ctx: Context, run: JobRun) -> Path:
     """Write the final report next to the job dir and return its path."""
     assert ctx.pilot_dir is not None
     path = ctx.pilot_dir / f"final_update_{run.panda_id}.json"
-    write_json_atomic(path, {**final_update(ctx, run), "fsm_pilot_pending": run.final_pending})
+    write_json_atomic(path, {**final_update(ctx, run), "fsm_pilot_pending": run.final_pending,
+                             "fsm_pilot_refused": run.refused})
     run.reported = True
     return path

@@ -5,7 +5,8 @@ PanDA expects ``starting``, then ``running`` with a heartbeat every
 full report. The reply may carry commands: ``tobekilled`` (kill, fail with
 PANDAKILL), ``debug``/``debugoff`` (heartbeat every 60 s, or back),
 ``alreadydone``/``badattemptnr`` (stop reporting this job), ``nocleanup`` (keep
-the job dir); others are logged.
+the job dir); others are logged. The final update's reply is judged apart
+(``finalreply``): a refusal there is never logged as sent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotFailure
+from fsm_pilot.finalreply import NOT_APPLIED, judge
 from fsm_pilot.report import final_update, write_json_atomic
 from fsm_pilot.server import deadline, reports
 
@@ -30,7 +32,7 @@ def update_fields(ctx: Context, run: JobRun, state: str, final: bool) -> dict[st
     fields["state"] = state
     if final:
         return fields
-    return {key: fields[key] for key in BRIEF_FIELDS}
+    return {key: fields[key] for key in BRIEF_FIELDS if key in fields}
 
 
 def heartbeat_interval(ctx: Context) -> float:
@@ -82,7 +84,17 @@ def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
     except (PilotFailure, Interrupted) as exc:
         ctx.log.warning("update not delivered", panda_id=run.panda_id, state=state, final=final, error=repr(exc))
         return False
-    ctx.log.info("update sent", panda_id=run.panda_id, state=state, ok=result.ok, status=result.status,
-                 seconds=round(time.monotonic() - started, 4))
+    seconds = round(time.monotonic() - started, 4)
+    if final:
+        taken = judge(ctx, run, result, within, seconds)
+        if taken:
+            act_on(ctx, run, tuple(c for c in result.commands if c not in NOT_APPLIED))
+        return taken
+    if result.ok:
+        ctx.log.info("update sent", panda_id=run.panda_id, state=state, ok=True, status=result.status,
+                     seconds=seconds)
+    else:
+        ctx.log.warning("update refused", panda_id=run.panda_id, state=state, ok=False, status=result.status,
+                        message=result.message, seconds=seconds)
     act_on(ctx, run, result.commands)
     return bool(result.ok)

@@ -18,8 +18,10 @@ from fsm_pilot.facts import measure
 def make_client(ctx: Context, url: str | None = None) -> Any:
     """A PandaClient for ``--url`` (or ``url``), whose retry sleeps wake up on a signal; None without one.
 
-    With -z the client still fetches documents (queuedata); :func:`reports` says
-    whether job updates may be sent.
+    ``update_timeout`` is each call's time budget: attempts go on (backing off)
+    until it is spent, however many that takes. With -z the client still
+    fetches documents (queuedata); :func:`reports` says whether job updates may
+    be sent.
     """
     url = url or ctx.args.url
     if url is None:
@@ -39,10 +41,14 @@ def reports(ctx: Context) -> bool:
 
 
 def fetch_json(ctx: Context, url: str) -> Any:
-    """A JSON document over http(s), with the client's retries (a throwaway client without --url)."""
+    """A JSON object over http(s), with the client's retries (a throwaway client without --url).
+
+    A body that is not a JSON object (garbage from a proxy, a truncated reply)
+    is asked for again until ``update_timeout`` is spent.
+    """
     client = ctx.client or make_client(ctx, url)
     try:
-        return client.get_json(url, deadline=deadline(ctx))
+        return client.get_json(url, deadline=deadline(ctx), kind=dict)
     finally:
         if client is not ctx.client:
             client.close()

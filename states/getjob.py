@@ -47,4 +47,8 @@ def step(ctx: Context) -> Outcome:
     if not ctx.jobs_run:
         ctx.job.timings["initial_setup"] = started - ctx.start_mono
     ctx.log.info("job taken", panda_id=identity.panda_id, source=found.why)
+    if identity.attempt_problem is not None:
+        why = f"{identity.attempt_problem}: its reports go without attemptNr"
+        ctx.log.warning("job's attemptNr cannot be reported", panda_id=identity.panda_id, problem=why)
+        return "got_job", Reason(f"{found.why}; {why}")
     return "got_job", Reason(found.why)

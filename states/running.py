@@ -39,7 +39,7 @@ def payload_env(ctx: Context, run: JobRun) -> dict[str, str]:
     cores = str(run.job.core_count)
     extra = {
         "PandaID": str(run.panda_id),
-        "PanDA_AttemptNr": str(run.identity.attempt_nr),
+        "PanDA_AttemptNr": str(run.job.attempt_nr),
         "PILOT_HOME": str(ctx.pilot_dir),
         "PILOT_JOB_DIR": str(run.workdir),
         "ATHENA_PROC_NUMBER": cores,

@@ -372,7 +372,15 @@ def test_identity_survives_a_bad_definition(tmp_path: Path, log_file: object) ->
     changes = {"logFile": log_file, "attemptNr": "two", "logGUID": "None"}
     (record,) = read_job_records(job_file(tmp_path, changes))
     log = FileSpec(lfn="panda.1234567.job.log.tgz", guid=None, scope="test", role="log")
-    assert job_identity(record) == JobIdentity(panda_id=1234567, attempt_nr=0, log=log)
+    assert job_identity(record) == JobIdentity(panda_id=1234567, attempt_nr=None, log=log,
+                                               attempt_problem="attemptNr='two' is not an integer")
+
+
+@pytest.mark.parametrize(("given", "kept"), [("-5", -5), ("0", 0), ("7", 7), ("+2", 2), ("3.0", 3), (None, 0)])
+def test_identity_keeps_the_attempt_nr_the_job_gave(tmp_path: Path, given: str | None, kept: int) -> None:
+    """The server matches reports on attemptNr: even one the definition check rejects is reported as given."""
+    (record,) = read_job_records(job_file(tmp_path, {"attemptNr": given}))
+    assert job_identity(record).attempt_nr == kept and job_identity(record).attempt_problem is None
 
 
 UNSAFE_NAMES = ["a/b", "/abs", "..", ".", "a\\b", "-rf", "--help"]

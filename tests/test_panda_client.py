@@ -137,7 +137,7 @@ def test_garbage_with_200_is_a_communication_failure_not_no_jobs(stub: StubPanda
     with pytest.raises(PilotFailure) as info:
         client_for(stub, api="legacy").get_job(GETJOB_REQUEST)
     assert info.value.error == PilotError.COMMUNICATIONFAILURE
-    assert info.value.diag.startswith("get_job (legacy):")
+    assert info.value.diag.startswith("get_job (legacy) to ") and "after 5 attempt(s)" in info.value.diag
 
 
 def test_success_without_a_job_is_a_communication_failure(stub: StubPanda) -> None:

@@ -128,10 +128,11 @@ def test_no_attempt_starts_after_the_deadline(stub: StubPanda) -> None:
     clock = FakeClock()
     policy = RetryPolicy(attempts=10, backoff=10.0, backoff_cap=10.0)
     client = client_for(stub, api="legacy", policy=policy, sleep=clock.sleep, clock=clock, rng=MaxRandom())
-    with pytest.raises(PilotFailure, match="after 3 attempt"):
+    with pytest.raises(PilotFailure, match="after 4 attempt"):
         client.get_job({"siteName": "Q"}, deadline=clock.now + 25.0)
-    assert clock.waits == [10.0, 10.0]  # attempts at +0, +10, +20; a wait to +30 would pass the deadline
-    assert stub.count(GETJOB) == 3
+    # attempts at +0, +10, +20, and +24: the last wait is cut to leave the policy's 1 s reserve
+    assert clock.waits == [10.0, 10.0, 4.0]
+    assert stub.count(GETJOB) == 4
 
 
 def test_a_passed_deadline_sends_nothing(stub: StubPanda) -> None:
@@ -146,9 +147,10 @@ def test_total_time_bounds_retries_without_a_deadline(stub: StubPanda) -> None:
     clock = FakeClock()
     policy = RetryPolicy(attempts=10, total=35.0, backoff=10.0, backoff_cap=10.0)
     client = client_for(stub, api="legacy", policy=policy, sleep=clock.sleep, clock=clock, rng=MaxRandom())
-    with pytest.raises(PilotFailure, match="after 4 attempt"):
+    with pytest.raises(PilotFailure, match="after 5 attempt"):
         client.get_job({"siteName": "Q"})
-    assert stub.count(GETJOB) == 4
+    assert clock.waits == [8.75, 8.75, 8.75, 7.75]  # backoff capped at a quarter of 35 s; the last one cut
+    assert stub.count(GETJOB) == 5
 
 
 def test_backoff_grows_exponentially_with_full_jitter() -> None:

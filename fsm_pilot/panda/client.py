@@ -28,12 +28,15 @@ from fsm_pilot import __version__
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.panda.auth import Auth
 from fsm_pilot.panda.fields import V1Body, getjob_to_v1, to_legacy, update_to_v1
-from fsm_pilot.panda.replies import Reply, StatusCode, parse_reply
+from fsm_pilot.panda.replies import Reply, StatusCode, UnreadableReply, parse_reply
 from fsm_pilot.panda.results import GetJobResult, UpdateResult, job_result, status_map, update_result
 from fsm_pilot.panda.transport import Answer, Call, Log, RetryPolicy, Sleep, Transport
 
 Api = Literal["auto", "v1", "legacy"]
 T = TypeVar("T")
+#: What a decoded reply means for one call (may raise UnreadableReply: asked again).
+Meaning = Callable[[Reply, Call, str], T]
+_JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string"}
 
 #: A 400 whose text says this is a method the server does not have.
 _UNKNOWN_METHOD = re.compile(r"method\b.*\b(unknown|forbidden|undefined|not (found|allowed|supported))|"
@@ -50,6 +53,28 @@ _LEGACY_METHODS = {"get_job": "getJob", "update_job": "updateJob", "get_status":
 def user_agent() -> str:
     """``fsm-pilot/<version> (Python x.y.z; Linux x86_64)``, the shape of Pilot 3's."""
     return f"fsm-pilot/{__version__} (Python {platform.python_version()}; {platform.system()} {platform.machine()})"
+
+
+def _unreadable(call: Call, answer: Answer, meaning: Meaning[Any]) -> str | None:
+    """Why the reply cannot be read (worth asking again), or None: usable, or a refusal to report."""
+    try:
+        meaning(parse_reply(answer.text), call, answer.text)
+    except UnreadableReply as failure:
+        return failure.diag
+    except PilotFailure:
+        return None
+    return None
+
+
+def _json_problem(text: str, kind: type) -> str | None:
+    """Why ``text`` is not a JSON ``kind`` (quoting a short snippet), or None."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return f"did not return JSON: {' '.join(text.split())[:160]!r}"
+    if not isinstance(value, kind):
+        return f"returned a JSON {type(value).__name__}, not a JSON {_JSON_NAMES.get(kind, kind.__name__)}"
+    return None
 
 
 def _unknown_method(answer: Answer) -> bool:
@@ -105,33 +130,36 @@ class PandaClient:
         A server that cannot be reached or understood raises
         PilotFailure(COMMUNICATIONFAILURE): that is never "no jobs".
         """
-        answer, call = self._request(
+        result, call = self._request(
             lambda: self._v1("get_job", getjob_to_v1(request)),
-            lambda: self._legacy("get_job", to_legacy(request)), deadline)
-        result = self._interpret(call, answer, lambda reply: job_result(reply, call.dialect, answer.text))
+            lambda: self._legacy("get_job", to_legacy(request)), deadline,
+            lambda reply, call, text: job_result(reply, call.dialect, text))
         self.log.info("panda.get_job", dialect=call.dialect, kind=result.kind, status=result.status,
                       jobs=len(result.jobs), panda_id=result.job.get("PandaID") if result.job else None)
         return result
 
     def update_job(self, fields: Mapping[str, object], *, deadline: float | None = None) -> UpdateResult:
         """Report a job's state with Pilot 3's updateJob fields; the server's commands come back split."""
-        answer, call = self._request(
+        result, call = self._request(
             lambda: self._v1("update_job", update_to_v1(fields)),
-            lambda: self._legacy("update_job", to_legacy(fields)), deadline)
-        result = self._interpret(call, answer, lambda reply: update_result(reply, call.dialect))
-        self.log.info("panda.update_job", dialect=call.dialect, job_id=fields.get("jobId"),
-                      state=fields.get("state"), ok=result.ok, status=result.status, commands=list(result.commands))
+            lambda: self._legacy("update_job", to_legacy(fields)), deadline,
+            lambda reply, call, text: update_result(reply, call.dialect))
+        # the reply as sent; whether the report was taken is the caller's call (a final one answered
+        # tobekilled was not), so this line says reply_ok, never ok
+        self.log.info("panda.update_job", dialect=call.dialect, job_id=fields.get("jobId"), state=fields.get("state"),
+                      reply_ok=result.ok, status=result.status, commands=list(result.commands))
         return result
 
     def get_status(self, ids: list[int], *, deadline: float | None = None) -> dict[int, str]:
         """Server-side state of each job (``notfound`` / ``not found`` for unknown ids)."""
         if not ids:
             return {}
-        answer, call = self._request(
+        statuses, _ = self._request(
             lambda: Call("get_status", "v1", "GET", self._v1_url("get_status"),
                          params=[("job_ids", str(int(job_id))) for job_id in ids]),
-            lambda: self._legacy("get_status", {"ids": " ".join(str(int(job_id)) for job_id in ids)}), deadline)
-        return self._interpret(call, answer, lambda reply: status_map(reply, ids, answer.text))
+            lambda: self._legacy("get_status", {"ids": " ".join(str(int(job_id)) for job_id in ids)}), deadline,
+            lambda reply, call, text: status_map(reply, ids, text))
+        return statuses
 
     def update_worker_status(self, worker_id: str | int, harvester_id: str, status: str, site: str,
                              node_id: str | None = None, *, deadline: float | None = None) -> bool:
@@ -144,11 +172,11 @@ class PandaClient:
         form = {"workerID": str(worker_id), "harvesterID": harvester_id, "status": status, "site": site}
         if node_id is not None:
             v1_body["node_id"] = form["node_id"] = node_id
-        answer, call = self._request(
+        answer, call = self._exchange(  # unreadable replies are not retried: legacy refuses in bare prose
             lambda: self._v1("update_worker_status", V1Body(v1_body, ())),
-            lambda: self._legacy("update_worker_status", form), deadline)
+            lambda: self._legacy("update_worker_status", form), deadline, None)
         try:
-            reply = self._parse(call, answer)
+            reply = self._interpret(call, answer, lambda reply, call, text: reply)
         except PilotFailure as failure:  # legacy answers refusals as bare prose
             self.log.warning("panda.update_worker_status", dialect=call.dialect, ok=False, diag=failure.diag)
             return False
@@ -156,41 +184,49 @@ class PandaClient:
         self.log.info("panda.update_worker_status", dialect=call.dialect, ok=ok, status=reply.status)
         return ok
 
-    def get_json(self, url: str, *, deadline: float | None = None) -> Any:
-        """A JSON document over http(s) (queuedata, storage endpoints), with the same retry policy.
+    def get_json(self, url: str, *, deadline: float | None = None, kind: type = object) -> Any:
+        """A JSON document of type ``kind`` over http(s) (queuedata, storage endpoints), with the same retries.
 
-        The bearer token goes only to the PanDA server's own scheme, host and port.
+        A body that is not JSON, or not a ``kind``, is retried like a 5xx. The
+        bearer token goes only to the PanDA server's own scheme, host and port.
         """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise PilotFailure(PilotError.COMMUNICATIONFAILURE, f"get_json: not an http(s) URL: {url!r}")
         call = Call("get_json", "plain", "GET", url, send_token=self._same_origin(url))
-        answer = self._checked(call, self.transport.send(call, deadline))
-        try:
-            return json.loads(answer.text)
-        except (ValueError, RecursionError):
-            snippet = " ".join(answer.text.split())[:160]
-            raise PilotFailure(PilotError.COMMUNICATIONFAILURE, self.auth.redact(
-                f"get_json: {parts.netloc}{parts.path} did not return JSON: {snippet!r}")) from None
+        answer = self._checked(call, self.transport.send(call, deadline, lambda got: _json_problem(got.text, kind)))
+        return json.loads(answer.text)  # the check passed: it is JSON, and a ``kind``
 
     # --- dialects -----------------------------------------------------------
 
-    def _request(self, v1: Callable[[], Call], legacy: Callable[[], Call],
-                 deadline: float | None) -> tuple[Answer, Call]:
+    def _request(self, v1: Callable[[], Call], legacy: Callable[[], Call], deadline: float | None,
+                 meaning: Meaning[T]) -> tuple[T, Call]:
+        """Exchange (replies ``meaning`` cannot read are retried), then interpret the reply."""
+        answer, call = self._exchange(v1, legacy, deadline, meaning)
+        return self._interpret(call, answer, meaning), call
+
+    def _exchange(self, v1: Callable[[], Call], legacy: Callable[[], Call], deadline: float | None,
+                  meaning: Meaning[Any] | None) -> tuple[Answer, Call]:
         """Send in the settled dialect, or (auto, first call) v1 then legacy if v1 is unknown."""
         if self._dialect is None:
             call = v1()
-            answer = self.transport.send(call, deadline)
+            answer = self._send(call, deadline, meaning)
             if _unknown_method(answer):
                 self.log.info("panda.fallback", method=call.op, status=answer.status, to="legacy")
                 call = legacy()
-                answer = self.transport.send(call, deadline)
+                answer = self._send(call, deadline, meaning)
             answer = self._checked(call, answer)
             self._dialect = call.dialect
             self.log.info("panda.dialect", dialect=call.dialect)
             return answer, call
         call = v1() if self._dialect == "v1" else legacy()
-        return self._checked(call, self.transport.send(call, deadline)), call
+        return self._checked(call, self._send(call, deadline, meaning)), call
+
+    def _send(self, call: Call, deadline: float | None, meaning: Meaning[Any] | None) -> Answer:
+        """One logical request; with a ``meaning``, a reply it cannot read is retried."""
+        if meaning is None:
+            return self.transport.send(call, deadline)
+        return self.transport.send(call, deadline, lambda answer: _unreadable(call, answer, meaning))
 
     def _checked(self, call: Call, answer: Answer) -> Answer:
         """4xx is a failure with the server's words (redacted); retrying would not change it."""
@@ -200,13 +236,10 @@ class PandaClient:
         raise PilotFailure(PilotError.COMMUNICATIONFAILURE, self.auth.redact(
             f"{call.op} ({call.dialect}): HTTP {answer.status}: {snippet!r}"))
 
-    def _parse(self, call: Call, answer: Answer) -> Reply:
-        return self._interpret(call, answer, lambda reply: reply)
-
-    def _interpret(self, call: Call, answer: Answer, meaning: Callable[[Reply], T]) -> T:
+    def _interpret(self, call: Call, answer: Answer, meaning: Meaning[T]) -> T:
         """Decode and interpret; a failure's diag names the call and never quotes the token."""
         try:
-            return meaning(parse_reply(answer.text))
+            return meaning(parse_reply(answer.text), call, answer.text)
         except PilotFailure as failure:
             raise PilotFailure(failure.error, self.auth.redact(f"{call.op} ({call.dialect}): {failure.diag}")) from None
 

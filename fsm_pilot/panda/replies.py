@@ -5,9 +5,10 @@ request's headers: a JSON object (legacy, ``Accept: application/json``), a
 urlencoded ``key=value&...`` string (legacy without it), the v1 envelope
 ``{"success", "message", "data"}`` as JSON, or that envelope as a Python repr
 (v1 without ``Accept: application/json``: single quotes, not JSON). All of
-them become one small typed ``Reply``. A body that is none of them is a
-communication failure with a clear diag, never another exception type,
-because callers must tell "the server refused" from "we could not talk".
+them become one small typed ``Reply``. A body that is none of them is an
+``UnreadableReply``, a communication failure with a clear diag and never
+another exception type, because callers must tell "the server refused" from
+"we could not talk"; the client retries it like a 5xx.
 """
 
 from __future__ import annotations
@@ -72,10 +73,14 @@ class Reply:
     data: Any = None
 
 
-def communication_failure(what: str, body: str) -> PilotFailure:
+class UnreadableReply(PilotFailure):
+    """A reply whose body cannot be used (empty, truncated, not PanDA's): worth asking again."""
+
+
+def communication_failure(what: str, body: str) -> UnreadableReply:
     """The one failure for a reply we cannot use, quoting a short, printable snippet."""
     snippet = " ".join(body.split())[:SNIPPET]
-    return PilotFailure(PilotError.COMMUNICATIONFAILURE, f"{what}: {snippet!r}")
+    return UnreadableReply(PilotError.COMMUNICATIONFAILURE, f"{what}: {snippet!r}")
 
 
 def status_of_message(message: str) -> int | None:

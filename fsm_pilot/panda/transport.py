@@ -1,12 +1,16 @@
 """One HTTP exchange with bounded retries: the only place that touches the network.
 
-Connection errors, timeouts and 5xx replies are retried with exponential
-backoff and full jitter (a random wait in ``[0, min(cap, base * 2**n)]``, so a
-site's pilots do not hammer a recovering server in step). Retrying stops at the
-attempt limit, at the policy's total time and at the caller's ``deadline``,
-whichever comes first; no request starts past that bound, and each request's
-timeouts are cut to the time left. The wait between attempts is the injected
-``sleep`` (the pilot passes ``SignalState.sleep``): when it reports a signal,
+Connection errors, timeouts, 5xx replies and replies the caller cannot read
+(a 200 with an empty, truncated or foreign body: the caller's ``check`` says
+why) are retried with exponential backoff and full jitter (a random wait in
+``[0, min(cap, base * 2**n)]``, the cap at most a quarter of the budget, so a
+site's pilots do not hammer a recovering server in step). The time budget is
+the bound: attempts go on until the policy's total time or the caller's
+``deadline``, whichever comes first (an attempt cap applies only when the
+policy sets one); a wait is cut short so that the last attempt still starts
+inside the budget, no request starts past it, and each request's timeouts are
+cut to the time left. The wait between attempts is the injected ``sleep``
+(the pilot passes ``SignalState.sleep``): when it reports a signal,
 ``Interrupted`` is raised at once so the step can return ``abort``.
 4xx replies are returned to the caller, never retried.
 """
@@ -26,6 +30,8 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.panda.auth import Auth
 
 Sleep = Callable[[float], bool]
+#: Why a reply below 400 cannot be used (retry it), or None when it can.
+Check = Callable[["Answer"], "str | None"]
 
 
 class Log(Protocol):
@@ -42,9 +48,9 @@ class Interrupted(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry bounds and per-request timeouts (seconds)."""
+    """Retry bounds and per-request timeouts (seconds); ``attempts=None``: as many as the time allows."""
 
-    attempts: int = 5
+    attempts: int | None = None
     total: float = 300.0
     backoff: float = 2.0
     backoff_cap: float = 60.0
@@ -52,12 +58,27 @@ class RetryPolicy:
     read_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.total <= 0 or self.connect_timeout <= 0 or self.read_timeout <= 0:
+        no_attempt = self.attempts is not None and self.attempts < 1
+        if no_attempt or self.total <= 0 or self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ValueError("a retry policy needs at least one attempt and positive times")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter wait after failed attempt number ``attempt`` (1-based)."""
-        return rng.uniform(0.0, min(self.backoff_cap, self.backoff * 2.0 ** (attempt - 1)))
+        """Full-jitter wait after failed attempt number ``attempt`` (1-based).
+
+        Never more than a quarter of the budget, so a short budget still gets
+        several attempts.
+        """
+        cap = min(self.backoff_cap, self.total / 4)
+        return rng.uniform(0.0, min(cap, self.backoff * 2.0 ** min(attempt - 1, 64)))
+
+    @property
+    def reserve(self) -> float:
+        """The least time worth starting one more attempt with."""
+        return min(1.0, self.total / 20)
+
+    def more(self, attempt: int) -> bool:
+        """Whether the attempt cap (if any) allows another attempt after ``attempt``."""
+        return self.attempts is None or attempt < self.attempts
 
 
 @dataclass(frozen=True)
@@ -106,33 +127,50 @@ class Transport:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    def send(self, call: Call, deadline: float | None) -> Answer:
-        """Send ``call`` until it gets a reply below 500; PilotFailure(COMMUNICATIONFAILURE) otherwise."""
+    def send(self, call: Call, deadline: float | None, check: Check | None = None) -> Answer:
+        """Send ``call`` until it gets a usable reply below 500; PilotFailure(COMMUNICATIONFAILURE) otherwise.
+
+        ``check`` judges a reply below 400: a reason means it cannot be read
+        (garbage), which is retried like a 5xx.
+        """
         bound = self.clock() + self.policy.total
         if deadline is not None:
             bound = min(bound, deadline)
         last = "the deadline had passed before the first attempt"
         attempt = 0
-        while attempt < self.policy.attempts and self.clock() < bound:
+        while self.clock() < bound:
             attempt += 1
             outcome = self._attempt(call, attempt, bound - self.clock())
             if isinstance(outcome, Answer):
-                if outcome.status < 500:
+                outcome = self._judge(call, outcome, check)
+                if isinstance(outcome, Answer):
                     return outcome
-                outcome = f"HTTP {outcome.status}: {' '.join(outcome.text.split())[:160]}"
             last = outcome
-            if attempt == self.policy.attempts or not self._wait(call, attempt, bound):
+            if not self.policy.more(attempt) or not self._wait(call, attempt, bound):
                 break
         raise PilotFailure(PilotError.COMMUNICATIONFAILURE, self.auth.redact(
             f"{call.op} ({call.dialect}) to {_where(call.url)} failed after {attempt} attempt(s): {last}"))
 
+    def _judge(self, call: Call, answer: Answer, check: Check | None) -> Answer | str:
+        """The answer if it is usable, else why not (a 5xx, or a body ``check`` cannot read)."""
+        if answer.status >= 500:
+            return f"HTTP {answer.status}: {' '.join(answer.text.split())[:160]}"
+        problem = check(answer) if check is not None and answer.status < 400 else None
+        if problem is None:
+            return answer
+        problem = self.auth.redact(problem)[:300]
+        self.log.warning("panda.unreadable", method=call.op, dialect=call.dialect, attempt=answer.attempts,
+                         status=answer.status, problem=problem)
+        return problem
+
     def _wait(self, call: Call, attempt: int, bound: float) -> bool:
-        """Back off before the next attempt; False (no wait) when the next one could not start in time."""
-        delay = self.policy.delay(attempt, self.rng)
-        if self.clock() + delay >= bound:
+        """Back off before the next attempt, cut so that it starts in time; False when no time is left."""
+        room = bound - self.clock() - self.policy.reserve
+        if room <= 0:
             self.log.warning("panda.give_up", method=call.op, dialect=call.dialect, attempt=attempt,
                              reason="no time left for another attempt")
             return False
+        delay = min(self.policy.delay(attempt, self.rng), room)
         self.log.info("panda.backoff", method=call.op, dialect=call.dialect, attempt=attempt,
                       delay=round(delay, 3))
         if self.sleep(delay):
