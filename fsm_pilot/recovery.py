@@ -42,7 +42,7 @@ class Recovered:
     """What recovery did with one job."""
 
     panda_id: int
-    outcome: str  # "delivered", "pending", or why it was left alone
+    outcome: str  # "delivered", "pending", "refused" (by the server, for good), or why it was left alone
     state: str = ""
     error: int | None = None
 
@@ -134,10 +134,11 @@ def settle(ctx: Context, run: JobRun, state: dict[str, Any], deadline: float) ->
     run.final_pending = True
     write_final_report(ctx, run)
     run.final_fields = update_fields(ctx, run, run.state, final=True)
-    delivered = deliver(ctx, run, max(1.0, deadline - time.monotonic()))
+    delivered = deliver(ctx, run, max(1.0, deadline - time.monotonic())) and run.refused is None
+    outcome = "delivered" if delivered else ("refused" if run.refused is not None else "pending")
     ctx.log.info("job recovered", panda_id=run.panda_id, was_in=where, state=run.state, killed_payload=killed,
-                 error=run.error.name if run.error else None, delivered=delivered)
-    return Recovered(run.panda_id, "delivered" if delivered else "pending", run.state,
+                 error=run.error.name if run.error else None, outcome=outcome, refused=run.refused)
+    return Recovered(run.panda_id, outcome, run.state,
                      int(run.error) if run.error else None)
 
 
