@@ -1,0 +1,64 @@
+"""Hostile input ends in a PanDA code, never a crash: huge jobPars.
+
+Each test runs the real pilot on real files and asserts the specific code and
+that no step raised (no traceback, no "exception in <STATE>" reason).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from fsm_pilot.command import MAX_JOB_PARS_BYTES
+from tests.pilotrun import Launch, job_def, make_launch, run_pilot
+
+
+def _clean(launch: Launch, result: subprocess.CompletedProcess[str]) -> None:
+    """No step raised: the console and pilot.log show no traceback and no 'exception in' reason."""
+    pilot_dir = launch.pilot_dir()
+    log = (pilot_dir / "pilot.log").read_text() if pilot_dir and (pilot_dir / "pilot.log").exists() else ""
+    for text in (result.stderr, log):
+        assert "Traceback" not in text
+        assert "exception in " not in text
+
+
+def _stored(launch: Launch, report: dict[str, str], lfn: str) -> Path:
+    xml: dict[str, dict[str, str]] = json.loads(report["xml"])
+    return launch.storage / "test" / xml[lfn]["surl"].split("/test/", 1)[1]
+
+
+def test_job_pars_over_the_limit_is_rejected_with_1302(tmp_path: Path) -> None:
+    job_pars = "-c true " + "word " * (MAX_JOB_PARS_BYTES // 5)
+    launch = make_launch(tmp_path, [job_def(1, job_pars)])
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    report = launch.reports()[1]
+    assert (report["state"], report["pilotErrorCode"]) == ("failed", 1302)
+    assert f"over the {MAX_JOB_PARS_BYTES} byte limit" in report["pilotErrorDiag"]
+    assert list(json.loads(report["xml"])) == ["job.1.log.tgz"]  # rejected: only its log is stored
+
+
+def test_large_job_pars_under_the_limit_reach_the_payload_word_for_word(tmp_path: Path) -> None:
+    script = "import sys; open('argv.txt', 'w').write(str(len(sys.argv) - 1) + ' ' + sys.argv[-1])"
+    words = [f"{n:06d}" + "x" * 93 for n in range(9000)]  # 900 kB in 9,000 words of 99 characters
+    job_pars = f"-c \"{script}\" " + " ".join(words)
+    assert 800_000 < len(job_pars) < MAX_JOB_PARS_BYTES
+    launch = make_launch(tmp_path, [job_def(2, job_pars, ("argv.txt",), transformation="python3")])
+    result = run_pilot(launch, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    report = launch.reports()[2]
+    assert (report["state"], report["pilotErrorCode"]) == ("finished", 0)
+    assert _stored(launch, report, "argv.txt").read_text() == f"9000 {words[-1]}"
+
+
+def test_nul_in_job_pars_is_rejected_with_1302(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(3, "-c true 'a\x00b'")])
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    report = launch.reports()[3]
+    assert (report["state"], report["pilotErrorCode"]) == ("failed", 1302)
+    assert "NUL" in report["pilotErrorDiag"]
