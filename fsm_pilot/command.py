@@ -32,6 +32,8 @@ MAX_TRF_BYTES = 64 * 1024 * 1024
 #: A jobPars larger than this (UTF-8 bytes) is refused unsplit: real ones are a few kB, and
 #: the kernel refuses an argv over ARG_MAX (2 MiB by default) anyway.
 MAX_JOB_PARS_BYTES = 1024 * 1024
+#: Longest single file name (a path component) Linux file systems accept.
+MAX_NAME_BYTES = 255
 
 
 def is_url(transformation: str) -> bool:
@@ -55,6 +57,9 @@ def url_name(url: str) -> str:
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     if not name or name in (".", "..") or name.startswith("-") or any(ord(c) < 0x20 for c in name):
         raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation URL {url[:200]!r} names no usable file")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation URL {url[:200]!r} names a file "
+                                                          f"over {MAX_NAME_BYTES} bytes: file name too long")
     return name
 
 
@@ -100,6 +105,20 @@ def _fetch(url: str, target: Path, session: Any, timeout: float) -> None:
 
 def resolve_transformation(transformation: str, workdir: Path, path_env: str) -> Path:
     """Where the transformation is: the job dir, an absolute path, or PATH."""
+    try:
+        found = _locate(transformation, workdir, path_env)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL, a loop of links
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
+                           f"transformation {transformation[:200]!r} cannot be looked up: {why}") from None
+    if found is None:
+        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
+                           f"transformation {transformation[:200]!r} not found in the job dir or on PATH")
+    return found
+
+
+def _locate(transformation: str, workdir: Path, path_env: str) -> Path | None:
+    """The transformation's file, or None; the file system's errors propagate."""
     if os.path.isabs(transformation):
         found: Path | None = Path(transformation)
     elif "/" in transformation:
@@ -112,10 +131,7 @@ def resolve_transformation(transformation: str, workdir: Path, path_env: str) ->
     else:
         which = shutil.which(transformation, path=path_env)
         found = Path(which) if which else None
-    if found is None or not found.is_file():
-        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
-                           f"transformation {transformation[:200]!r} not found in the job dir or on PATH")
-    return found
+    return found if found is not None and found.is_file() else None
 
 
 def split_job_pars(job_pars: str) -> list[str]:

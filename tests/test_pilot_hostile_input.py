@@ -1,4 +1,4 @@
-"""Hostile input ends in a PanDA code, never a crash: huge jobPars.
+"""Hostile input ends in a PanDA code, never a crash: huge jobPars, names too long for the file system.
 
 Each test runs the real pilot on real files and asserts the specific code and
 that no step raised (no traceback, no "exception in <STATE>" reason).
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from fsm_pilot.command import MAX_JOB_PARS_BYTES
 from tests.pilotrun import Launch, job_def, make_launch, run_pilot
@@ -62,3 +64,27 @@ def test_nul_in_job_pars_is_rejected_with_1302(tmp_path: Path) -> None:
     report = launch.reports()[3]
     assert (report["state"], report["pilotErrorCode"]) == ("failed", 1302)
     assert "NUL" in report["pilotErrorDiag"]
+
+
+@pytest.mark.parametrize("transformation", ["x" * 4096, "/" + "x" * 4096, "dir/" * 1200 + "x", "/tmp/" + "d/" * 3000])
+def test_transformation_name_too_long_for_the_file_system_is_rejected_with_1346(
+        tmp_path: Path, transformation: str) -> None:
+    launch = make_launch(tmp_path, [job_def(4, "-c true", transformation=transformation)])
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    report = launch.reports()[4]
+    assert (report["state"], report["pilotErrorCode"]) == ("failed", 1346)
+    assert "too long" in report["pilotErrorDiag"]
+
+
+def test_transformation_url_naming_a_file_too_long_is_refused_before_any_download(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9/trf/" + "u" * 300  # port 9 (discard): nothing is ever fetched
+    launch = make_launch(tmp_path, [job_def(7, "-c true", transformation=url)])
+    result = run_pilot(launch, "-g", "http://127.0.0.1:9/trf")
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    report = launch.reports()[7]
+    assert (report["state"], report["pilotErrorCode"]) == ("failed", 1149)
+    assert "file name too long" in report["pilotErrorDiag"]
+    assert "RUNNING" not in [r["dest"] for r in launch.records()]
