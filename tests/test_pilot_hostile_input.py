@@ -1,4 +1,5 @@
-"""Hostile input ends in a PanDA code, never a crash: huge jobPars, names too long for the file system.
+"""Hostile input ends in a PanDA code, never a crash: huge jobPars, names too long for the file system,
+deeply nested JSON.
 
 Each test runs the real pilot on real files and asserts the specific code and
 that no step raised (no traceback, no "exception in <STATE>" reason).
@@ -14,6 +15,9 @@ import pytest
 
 from fsm_pilot.command import MAX_JOB_PARS_BYTES
 from tests.pilotrun import Launch, job_def, make_launch, run_pilot
+
+DEEP_LIST = "[" * 100_000 + "]" * 100_000
+DEEP_OBJECT = '{"a":' * 100_000 + "1" + "}" * 100_000
 
 
 def _clean(launch: Launch, result: subprocess.CompletedProcess[str]) -> None:
@@ -88,3 +92,21 @@ def test_transformation_url_naming_a_file_too_long_is_refused_before_any_downloa
     assert (report["state"], report["pilotErrorCode"]) == ("failed", 1149)
     assert "file name too long" in report["pilotErrorDiag"]
     assert "RUNNING" not in [r["dest"] for r in launch.records()]
+
+
+@pytest.mark.parametrize("document", [DEEP_LIST, DEEP_OBJECT], ids=["list", "object"])
+def test_deeply_nested_queuedata_file_ends_with_72(tmp_path: Path, document: str) -> None:
+    launch = make_launch(tmp_path, [job_def(5, "-c true")])
+    (launch.dir / "queuedata.json").write_text(document)
+    result = run_pilot(launch)
+    assert result.returncode == 72, result.stderr[-2000:]
+    _clean(launch, result)
+    assert "nested too deeply" in launch.records()[-1]["reason"]["text"]
+
+
+def test_deeply_nested_storage_endpoints_file_ends_with_72(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(6, "-c true")])
+    (launch.dir / "storagedata.json").write_text(DEEP_OBJECT)
+    result = run_pilot(launch)
+    assert result.returncode == 72, result.stderr[-2000:]
+    _clean(launch, result)
