@@ -1,5 +1,5 @@
 """Hostile input ends in a PanDA code, never a crash: huge jobPars, names too long for the file system,
-deeply nested JSON.
+deeply nested JSON, a dead pilot's files that make no sense.
 
 Each test runs the real pilot on real files and asserts the specific code and
 that no step raised (no traceback, no "exception in <STATE>" reason).
@@ -110,3 +110,64 @@ def test_deeply_nested_storage_endpoints_file_ends_with_72(tmp_path: Path) -> No
     result = run_pilot(launch)
     assert result.returncode == 72, result.stderr[-2000:]
     _clean(launch, result)
+
+
+#: The lock file of a pilot that died on another boot: its dir is recovered.
+DEAD_OWNER = json.dumps({"pid": 1, "start_ticks": 1, "boot_id": "another-boot"})
+
+
+def _dead_pilot_dir(launch: Launch, lock: str, state: str | None = None, translog: bytes | None = None) -> Path:
+    """A dead pilot's dir beside the launch dir's pilots, holding job 5 in ``state``."""
+    pilot_dir = launch.dir / "Panda_Pilot_zz_dead"  # sorts after the live one, which Launch reads
+    pilot_dir.mkdir()
+    (pilot_dir / "pilot.lock").write_text(lock)
+    if translog is not None:
+        (pilot_dir / "transitions.jsonl").write_bytes(translog)
+    if state is not None:
+        (pilot_dir / "PanDA_Pilot-5").mkdir()
+        (pilot_dir / "PanDA_Pilot-5" / "jobstate.json").write_text(state)
+    return pilot_dir
+
+
+def _state(**fields: object) -> str:
+    base: dict[str, object] = {"version": 1, "panda_id": 5, "state": "running", "machine_state": "RUNNING",
+                               "record": job_def(5, "-c true"), "done": False}
+    base.update(fields)
+    return json.dumps(base)
+
+
+def test_deeply_nested_lock_file_of_another_pilot_dir_is_left_alone(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(1, "-c true")])
+    _dead_pilot_dir(launch, DEEP_LIST, _state())
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    assert {k: v["state"] for k, v in launch.reports().items()} == {1: "finished"}  # job 5: owner unknown
+
+
+@pytest.mark.parametrize("state", [
+    DEEP_LIST, DEEP_OBJECT, "[1, 2]", _state(record=[1]), _state(panda_id="x"), _state(timings={"setup": "x"}),
+    _state(start_time=float("nan")), _state(payload=[1]), _state(payload={"pid": "self", "sid": 1}),
+    _state(state=["running"]), _state(end_time=10**400),
+], ids=["deep-list", "deep-object", "list", "record", "panda_id", "timings", "nan", "payload", "payload-pid",
+        "state", "huge-number"])
+def test_job_state_of_a_dead_pilot_that_makes_no_sense_is_not_recovered(tmp_path: Path, state: str) -> None:
+    launch = make_launch(tmp_path, [job_def(1, "-c true")])
+    _dead_pilot_dir(launch, DEAD_OWNER, state)
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    assert {k: v["state"] for k, v in launch.reports().items()} == {1: "finished"}
+
+
+def test_recovery_skips_transition_log_lines_that_are_not_records(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(1, "-c true")])
+    record = json.dumps({"job_id": 5, "event": "next", "source": "VALIDATE", "dest": "RUNNING"})
+    lines = f"[1]\n\"text\"\n{DEEP_LIST}\n{record}\n".encode() + b"\xff\xfe not UTF-8\n"
+    _dead_pilot_dir(launch, DEAD_OWNER, _state(), translog=lines)
+    result = run_pilot(launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    reports = launch.reports()
+    assert (reports[5]["state"], reports[5]["pilotErrorCode"]) == ("failed", 1200)
+    assert reports[1]["state"] == "finished"
