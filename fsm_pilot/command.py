@@ -1,11 +1,13 @@
 """Turning a job's ``transformation`` and ``jobPars`` into an argv, without a shell.
 
-Quoting rule: ``jobPars`` is split with POSIX shell word rules (``shlex.split``:
-quotes group words, backslash escapes) and the words are passed to the
-transformation as its arguments. Nothing is ever interpreted by a shell, so
-``;``, ``|``, ``$()`` and redirections in ``jobPars`` reach the payload as
-literal arguments. A payload that wants a shell names one
-(``transformation=bash``, ``jobPars=-c '...'``).
+Quoting rule: ``jobPars`` is split with POSIX shell word rules (exactly as
+``shlex.split``, in linear time: fsm_pilot.wordsplit; quotes group words,
+backslash escapes) and the words are passed to the transformation as its
+arguments; one over ``MAX_JOB_PARS_BYTES`` or holding a NUL is refused.
+Nothing is ever interpreted by a shell, so ``;``, ``|``, ``$()`` and
+redirections in ``jobPars`` reach the payload as literal arguments. A
+payload that wants a shell names one (``transformation=bash``,
+``jobPars=-c '...'``).
 
 A transformation is a script in the job dir (staged in as an input), an
 absolute path, a name on PATH, or a URL under one of the allowed base URLs
@@ -15,7 +17,6 @@ absolute path, a name on PATH, or a URL under one of the allowed base URLs
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import stat
 from collections.abc import Collection, Sequence
@@ -23,10 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fsm_pilot import wordsplit
 from fsm_pilot.errors import PilotError, PilotFailure
 
 #: A downloaded transformation larger than this is refused (scripts are small).
 MAX_TRF_BYTES = 64 * 1024 * 1024
+#: A jobPars larger than this (UTF-8 bytes) is refused unsplit: real ones are a few kB, and
+#: the kernel refuses an argv over ARG_MAX (2 MiB by default) anyway.
+MAX_JOB_PARS_BYTES = 1024 * 1024
+#: Longest single file name (a path component) Linux file systems accept.
+MAX_NAME_BYTES = 255
 
 
 def is_url(transformation: str) -> bool:
@@ -50,6 +57,9 @@ def url_name(url: str) -> str:
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     if not name or name in (".", "..") or name.startswith("-") or any(ord(c) < 0x20 for c in name):
         raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation URL {url[:200]!r} names no usable file")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise PilotFailure(PilotError.TRFDOWNLOADFAILURE, f"transformation URL {url[:200]!r} names a file "
+                                                          f"over {MAX_NAME_BYTES} bytes: file name too long")
     return name
 
 
@@ -95,6 +105,20 @@ def _fetch(url: str, target: Path, session: Any, timeout: float) -> None:
 
 def resolve_transformation(transformation: str, workdir: Path, path_env: str) -> Path:
     """Where the transformation is: the job dir, an absolute path, or PATH."""
+    try:
+        found = _locate(transformation, workdir, path_env)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL, a loop of links
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
+                           f"transformation {transformation[:200]!r} cannot be looked up: {why}") from None
+    if found is None:
+        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
+                           f"transformation {transformation[:200]!r} not found in the job dir or on PATH")
+    return found
+
+
+def _locate(transformation: str, workdir: Path, path_env: str) -> Path | None:
+    """The transformation's file, or None; the file system's errors propagate."""
     if os.path.isabs(transformation):
         found: Path | None = Path(transformation)
     elif "/" in transformation:
@@ -107,16 +131,20 @@ def resolve_transformation(transformation: str, workdir: Path, path_env: str) ->
     else:
         which = shutil.which(transformation, path=path_env)
         found = Path(which) if which else None
-    if found is None or not found.is_file():
-        raise PilotFailure(PilotError.TRANSFORMNOTFOUND,
-                           f"transformation {transformation[:200]!r} not found in the job dir or on PATH")
-    return found
+    return found if found is not None and found.is_file() else None
 
 
 def split_job_pars(job_pars: str) -> list[str]:
-    """``jobPars`` as words, by POSIX shell rules; unbalanced quotes are a conversion failure."""
+    """``jobPars`` as words, by POSIX shell rules; too large, a NUL or unbalanced quotes is CONVERSIONFAILURE."""
+    size = len(job_pars.encode("utf-8", "surrogatepass"))
+    if size > MAX_JOB_PARS_BYTES:
+        raise PilotFailure(PilotError.CONVERSIONFAILURE,
+                           f"jobPars is {size} bytes, over the {MAX_JOB_PARS_BYTES} byte limit")
+    if "\x00" in job_pars:
+        raise PilotFailure(PilotError.CONVERSIONFAILURE,
+                           f"jobPars holds a NUL character (at {job_pars.index(chr(0))}), which no argument can carry")
     try:
-        return shlex.split(job_pars)
+        return wordsplit.split(job_pars)
     except ValueError as exc:
         raise PilotFailure(PilotError.CONVERSIONFAILURE, f"jobPars cannot be split into words: {exc}") from None
 

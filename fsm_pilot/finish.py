@@ -83,13 +83,15 @@ def _transition_slice(ctx: Context, run: JobRun, origin: Path) -> Path | None:
     if ctx.pilot_dir is None or not translog.is_file():
         return None
     out = ctx.pilot_dir / f".transitions-{run.panda_id}.jsonl"
-    with open(translog, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+    # a dead pilot's log is read as it is: a damaged byte becomes U+FFFD and its line is skipped or kept
+    with open(translog, encoding="utf-8", errors="replace") as src, open(out, "w", encoding="utf-8") as dst:
         for line in src:
             try:
-                if json.loads(line).get("job_id") == run.panda_id:
-                    dst.write(line)
-            except ValueError:  # a dead pilot's last line may be cut short
+                record = json.loads(line)
+            except (ValueError, RecursionError):  # a dead pilot's last line may be cut short
                 continue
+            if isinstance(record, dict) and record.get("job_id") == run.panda_id:
+                dst.write(line)
     return out
 
 

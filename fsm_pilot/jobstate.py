@@ -12,7 +12,9 @@ outcome decided, the update delivered) are fsynced first.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,17 @@ STATE_FILE = "jobstate.json"
 VERSION = 1
 #: A job dir whose job hit a limit is marked, so cleanup can remove it sooner.
 MAXED_OUT = "MAXEDOUT"
+#: A state file larger than this is not one a pilot wrote (they are a few kB) and is not read.
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
+_NUMBER = (int, float)
+#: The type of each field ``snapshot`` writes (null is allowed for all: readers default it).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "pilot_id": (str,), "updated": _NUMBER, "panda_id": (int,), "attempt_nr": (int,), "machine_state": (str,),
+    "state": (str,), "error": (int,), "diag": (str,), "trans_exit_code": (int,), "start_time": _NUMBER,
+    "end_time": _NUMBER, "timings": (dict,), "xml": (dict,), "payload": (dict,), "final": (dict,),
+    "done": (bool,), "stop_reporting": (bool,), "keep_workdir": (bool,), "record": (dict,),
+}
 
 
 def snapshot(run: JobRun, machine_state: str, pilot_id: str) -> dict[str, Any]:
@@ -65,12 +78,56 @@ def save(run: JobRun, machine_state: str, pilot_id: str, *, durable: bool = Fals
 
 
 def load(job_dir: Path) -> dict[str, Any] | None:
-    """A job dir's state, or None if there is none or it is unreadable (never raises)."""
+    """A job dir's state, or None if there is none, it is unreadable or it makes no sense (never raises).
+
+    The file may be a dead pilot's, cut short or tampered with: recovery acts on what it says, so
+    every field must have the type ``snapshot`` gives it.
+    """
+    raw = _read_regular(job_dir / STATE_FILE, MAX_STATE_BYTES)
     try:
-        data = json.loads((job_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject) if raw is not None else None
+    except (ValueError, RecursionError):  # also bad UTF-8; nesting deeper than the parser's stack
         return None
-    return data if isinstance(data, dict) and data.get("version") == VERSION else None
+    return data if isinstance(data, dict) and data.get("version") == VERSION and _well_formed(data) else None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a regular file (a FIFO must not block us), None if larger or unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(limit + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        except OSError:
+            return None
+    return raw if 0 < len(raw) <= limit else None
+
+
+def _reject(name: str) -> object:
+    raise ValueError(f"{name} is not a number a pilot writes")
+
+
+def _finite(value: object) -> bool:
+    """A JSON number a float can hold (1e400 parses as inf, a huge int overflows float())."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """Every field ``snapshot`` writes has its type when present and not null."""
+    for key, kinds in _FIELD_TYPES.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+            return False
+    numbers = [data.get(key) for key in ("updated", "start_time", "end_time")]
+    numbers += list((data.get("timings") or {}).values())
+    payload = data.get("payload") or {}
+    return (all(_finite(n) for n in numbers if n is not None)
+            and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in payload.values()))
 
 
 def error_of(state: dict[str, Any]) -> PilotError | None:

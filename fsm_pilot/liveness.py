@@ -66,7 +66,7 @@ def read_owner(pilot_dir: Path) -> Owner | None:
     try:
         data = json.loads((pilot_dir / LOCK_NAME).read_text())
         return Owner(int(data["pid"]), int(data["start_ticks"]), str(data["boot_id"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):  # any file, a hostile one too
         return None
 
 

@@ -45,6 +45,8 @@ def load_json(url: str, what: str) -> Any:
         raise PilotFailure(PilotError.QUEUEDATANOTOK, f"{what} {path} is larger than {MAX_BYTES} bytes")
     try:
         return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise PilotFailure(PilotError.QUEUEDATANOTOK, f"{what} {path} is nested too deeply to be read") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise PilotFailure(PilotError.QUEUEDATANOTOK, f"{what} {path} is not valid JSON: {exc}") from None
 
