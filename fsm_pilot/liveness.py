@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -61,10 +62,27 @@ def take_lock(pilot_dir: Path) -> IO[str]:
     return handle
 
 
+#: A lock file is a few dozen bytes; anything bigger is not one.
+_LOCK_MAX_BYTES = 4096
+
+
+def _open_regular(path: Path) -> int:
+    """An fd on ``path`` if it is a regular file (not a FIFO that would block, nor a symlink), else OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return fd
+
+
 def read_owner(pilot_dir: Path) -> Owner | None:
     """The owner recorded in a pilot dir's lock file, or None if there is none or it is unreadable."""
     try:
-        data = json.loads((pilot_dir / LOCK_NAME).read_text())
+        fd = _open_regular(pilot_dir / LOCK_NAME)
+        try:
+            data = json.loads(os.read(fd, _LOCK_MAX_BYTES))
+        finally:
+            os.close(fd)
         return Owner(int(data["pid"]), int(data["start_ticks"]), str(data["boot_id"]))
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):  # any file, a hostile one too
         return None
@@ -73,15 +91,20 @@ def read_owner(pilot_dir: Path) -> Owner | None:
 def _locked(pilot_dir: Path) -> bool:
     """Someone holds the flock (only a live process can)."""
     try:
-        with open(pilot_dir / LOCK_NAME, encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        fd = _open_regular(pilot_dir / LOCK_NAME)
     except OSError:
         return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def owner_alive(pilot_dir: Path) -> bool | None:

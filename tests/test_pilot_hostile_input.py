@@ -8,6 +8,7 @@ that no step raised (no traceback, no "exception in <STATE>" reason).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -171,3 +172,14 @@ def test_recovery_skips_transition_log_lines_that_are_not_records(tmp_path: Path
     reports = launch.reports()
     assert (reports[5]["state"], reports[5]["pilotErrorCode"]) == ("failed", 1200)
     assert reports[1]["state"] == "finished"
+
+
+def test_a_fifo_named_pilot_lock_never_blocks_the_next_pilot(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, [job_def(1, "-c true")])
+    pilot_dir = _dead_pilot_dir(launch, DEAD_OWNER, _state())
+    (pilot_dir / "pilot.lock").unlink()
+    os.mkfifo(pilot_dir / "pilot.lock")  # nobody ever writes: an open() for reading would wait for ever
+    result = run_pilot(launch, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _clean(launch, result)
+    assert {k: v["state"] for k, v in launch.reports().items()} == {1: "finished"}  # job 5: owner unknown
