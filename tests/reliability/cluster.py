@@ -41,7 +41,7 @@ def requeue_options(sent_timeout: float, max_attempts: int) -> list[str]:
     text = dispatcher_help()
     options: list[str] = []
     if "--sent-timeout" in text:
-        options += ["--sent-timeout", str(sent_timeout)]
+        options += ["--sent-timeout", f"{sent_timeout:g}"]
     if "--max-attempts" in text:
         options += ["--max-attempts", str(max_attempts)]
     return options

@@ -11,7 +11,8 @@ from tests.reliability.ledger import Ledger
 from tests.reliability.sandbox import Sandbox, pidns_problem
 from tests.reliability.scale import SCALE, new_seed
 
-_NOTED: list[bool] = []
+#: Why the sandboxes ran without a PID namespace (said once, at the end of the run).
+_NOTED: list[str] = []
 
 MakeLedger = Callable[[str, tuple[str, ...]], Ledger]
 
@@ -30,15 +31,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _NOTED:
+        terminalreporter.write_line(f"reliability: no private PID namespace ({_NOTED[0]}): pilots ran without one")
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """The test's processes, in a private PID namespace where this machine allows one."""
     problem = pidns_problem()
     if problem and not _NOTED:
-        _NOTED.append(True)
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"reliability: no private PID namespace ({problem}): pilots run without one")
+        _NOTED.append(problem)
     box = Sandbox(tmp_path / "box", namespaced=problem is None)
     yield box
     box.close()

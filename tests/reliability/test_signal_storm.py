@@ -25,7 +25,7 @@ from tests.reliability.storm import INVARIANTS, TARGETS, Storm, Trial, plan
 STOP = [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1]
 TRIALS = size(4, 80)
 #: Fewer at the small size: on the unfixed pilot each frozen-server trial costs its --update-timeout.
-STAGEOUT_TRIALS = size(2, 80)
+STAGEOUT_TRIALS = size(2, 40)
 
 
 def _storm(tmp_path: Path, sandbox: Sandbox, ledger: MakeLedger, klass: str, trials: list[Trial]) -> None:
