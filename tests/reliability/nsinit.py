@@ -24,14 +24,23 @@ import sys
 from typing import Any
 
 
+def _default_signals() -> None:
+    """Every signal to its default action: a test runner started in the background ignores SIGINT
+    and SIGQUIT (and under nohup SIGHUP), and an ignored signal stays ignored across exec."""
+    for signum in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        try:
+            signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+
+
 def _exec_child(request: dict[str, Any], go_fd: int) -> None:
     """In the forked child: wait for the go byte, set up files and signals, exec; never returns."""
     try:
         os.read(go_fd, 1)
         os.close(go_fd)
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGPIPE, signal.SIGCHLD, signal.SIGXFSZ, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
+        _default_signals()
         os.chdir(request["cwd"])
         null = os.open(os.devnull, os.O_RDONLY)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

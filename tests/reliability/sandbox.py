@@ -164,6 +164,8 @@ class Sandbox:
         root.mkdir(parents=True, exist_ok=True)
         if namespaced:
             self._start_init()
+        else:
+            _stop_ignoring()
 
     def _start_init(self) -> None:
         unshare = shutil.which("unshare") or "unshare"
@@ -269,6 +271,16 @@ class Sandbox:
                 proc.pidfd = -1
             elif isinstance(proc, PlainProc):
                 _end_tree(proc)
+
+
+def _stop_ignoring() -> None:
+    """Plain children inherit ignored signals (a runner in the background ignores INT and QUIT, nohup
+    HUP): make the stop signals the storm sends reach them as they would a pilot under a batch system."""
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _end_tree(proc: PlainProc) -> None:

@@ -4,7 +4,8 @@ The job comes as Harvester hands it over: the test claims it from the dispatcher
 (acquire_jobs) and pre-places it as ``pandaJobData.out``; the pilot reports to the
 dispatcher. A pilot is held in a state by a failpoint (it SIGSTOPs itself there; the
 signal is sent, then SIGCONT), by a payload waiting on a gate (RUNNING), by a FIFO
-as queuedata (QUEUEDATA), or not at all: a random moment after its start. The payload
+as queuedata (QUEUEDATA), or not at all: a random moment after INIT, or during its start-up
+(the interpreter and its imports, before the pilot installed any handler). The payload
 leaves a tree that resists (a child ignoring SIGTERM, a setsid one, a background one).
 """
 
@@ -72,7 +73,8 @@ def plan(rng: random.Random, number: int, target: str, signals: Sequence[int], s
     if target == "ABORTING" or rng.random() < second:
         sent.append((rng.choice(signals), rng.uniform(0.0, 0.2)))
     failpoint = rng.choice(FAILPOINTS[target]) if target in FAILPOINTS else None
-    hold = rng.uniform(0.0, 0.7) if target == "random moment" else rng.uniform(0.0, 0.3)
+    hold = {"random moment": rng.uniform(0.0, 0.6), "start-up": rng.uniform(0.02, 0.15)}.get(
+        target, rng.uniform(0.0, 0.3))
     return Trial(number, target, sent, failpoint, hold)
 
 
@@ -169,8 +171,11 @@ class Storm:
                      what="the pilot in QUEUEDATA")
         elif trial.failpoint:
             wait_for(lambda: proc.poll() is not None or proc.stopped(), timeout=60, what=f"failpoint {trial.failpoint}")
-        else:
+        elif trial.target == "random moment":  # from INIT on: the handlers are installed before it
+            wait_for(lambda: proc.poll() is not None or pilot_dir(launch, proc), timeout=60, what="the pilot dir")
             time.sleep(trial.hold)  # the random moment is what this target tests
+        else:
+            time.sleep(trial.hold)  # start-up: the interpreter and the imports, before any handler
 
     def _signal(self, trial: Trial, proc: Proc, launch: Path, fifo: Path | None) -> float:
         """Hold, send the signals (continuing a frozen pilot), feed the FIFO; when the first went."""

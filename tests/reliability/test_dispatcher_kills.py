@@ -3,7 +3,9 @@
 A commit is on disk before its reply leaves (WAL), so a kill loses nothing the pilots
 were told; pilots retry through the downtime. Invariants: no job ran twice, every
 job reached a final state, the pilot invariants, and no traceback from any
-dispatcher incarnation.
+dispatcher incarnation. (A kill between a claim's commit and its reply would leave the job in
+``sent`` until the dispatcher requeues it, issue 9 item 7; that window is a few microseconds
+per kill, so this test passes on the unfixed dispatcher too.)
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import random
 import signal
 import time
 from pathlib import Path
-
-import pytest
 
 from tests.reliability.cluster import BoxDispatcher, can_requeue, start_dispatcher
 from tests.reliability.conftest import MakeLedger
@@ -50,8 +50,6 @@ class Killer:
             self.done += 1
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 7: a getJob reply lost with the dispatcher leaves the job "
-                                        "in `sent`; being fixed on branch fix-dispatcher")
 def test_dispatcher_killed_and_restarted_during_a_multi_pilot_run(tmp_path: Path, sandbox: Sandbox, seed: int,
                                                                   ledger: MakeLedger) -> None:
     book = ledger("dispatcher kills", INVARIANTS)
