@@ -33,15 +33,16 @@ def marker_job(markers: Path, then: str = "") -> dict[str, Any]:
     return job_spec(f"-c '{body}'", ("out.txt",))
 
 
-def _pending(launches: list[Path]) -> int:
-    """Final updates on disk that a pilot could not deliver yet."""
-    count = 0
+def _pending(launches: list[Path]) -> set[int]:
+    """The jobs whose final update waits on disk: a pilot could not deliver it yet."""
+    found: set[int] = set()
     for path in (p for launch in launches for p in launch.glob("Panda_Pilot_*/final_update_*.json")):
         try:
-            count += bool(json.loads(path.read_text()).get("fsm_pilot_pending"))
+            if json.loads(path.read_text()).get("fsm_pilot_pending"):
+                found.add(int(path.stem.rsplit("_", 1)[1]))
         except (OSError, ValueError):
             continue
-    return count
+    return found
 
 
 class Fleet:
@@ -64,8 +65,9 @@ class Fleet:
         statuses = self.server.statuses()
         if all(s in FINAL for s in statuses.values()):
             return False
-        if "activated" in statuses.values() or _pending(self.launches):
-            return True
+        open_jobs = {job for job, status in statuses.items() if status not in FINAL}
+        if "activated" in statuses.values() or _pending(self.launches) & open_jobs:
+            return True  # (an update pending for a job that ended in another attempt cannot move it)
         if not can_requeue():
             return False
         try:  # the dispatcher requeues a job whose getJob reply was lost, after --sent-timeout
