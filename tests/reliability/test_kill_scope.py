@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.cluster import clean_env, pilot_argv, start_dispatcher, start_pilot
+from tests.reliability.cluster import BoxDispatcher, clean_env, pilot_argv, start_dispatcher, start_pilot
 from tests.reliability.conftest import MakeLedger
 from tests.reliability.invariants import PILOT_INVARIANTS, check_pilot
+from tests.reliability.ledger import Ledger
 from tests.reliability.probes import (
     BYSTANDER,
     PILOT_ARGS,
@@ -32,9 +33,32 @@ from tests.reliability.probes import (
     wait_payload,
 )
 from tests.reliability.sandbox import Proc, Sandbox
+from tests.reliability.scale import size
 
 INVARIANTS = ("bystander_untouched", "trigger_worked", *PILOT_INVARIANTS)
+REPEATS = size(1, 10)
 pytestmark = pytest.mark.needs_pidns
+
+
+def _bystanders(box: Sandbox, server: BoxDispatcher, root: Path, book: Ledger, how: str) -> None:
+    """One run: bystanders (a) before the pilot and (c) during its payload; the pilot kills the payload."""
+    root.mkdir()
+    job, gate = probe_job(root)
+    [panda_id] = server.submit(job)
+    before = start_bystander(box, root, "started-before-the-pilot")
+    launch = root / "launch"
+    launch.mkdir()
+    pilot = start_pilot(box, launch, server.url, *PILOT_ARGS, name=f"{root.name}-pilot")
+    wait_payload(launch, pilot)
+    during = start_bystander(box, root, "started-during-the-payload")
+    trigger(how, server, pilot, panda_id, gate)
+    pilot.wait(60)
+    book.run()
+    label = f"{how}, run {root.name}: pilot exit {pilot.returncode}"
+    for by in (before, during):
+        by.check(book, label)
+    check_trigger(book, server, panda_id, how, label)
+    check_pilot(book, pilot, launch, label)
 
 
 @pytest.mark.parametrize("how", sorted(TRIGGERS))
@@ -42,22 +66,8 @@ def test_bystanders_started_before_and_during_the_payload_are_never_signalled(
         tmp_path: Path, sandbox: Sandbox, ledger: MakeLedger, how: str) -> None:
     book = ledger("kill scope: bystanders", INVARIANTS)
     server = start_dispatcher(sandbox, tmp_path / "dispatcher")
-    job, gate = probe_job(tmp_path)
-    [panda_id] = server.submit(job)
-    before = start_bystander(sandbox, tmp_path, "started-before-the-pilot")
-    launch = tmp_path / "launch"
-    launch.mkdir()
-    pilot = start_pilot(sandbox, launch, server.url, *PILOT_ARGS)
-    wait_payload(launch, pilot)
-    during = start_bystander(sandbox, tmp_path, "started-during-the-payload")
-    trigger(how, server, pilot, panda_id, gate)
-    pilot.wait(60)
-    book.run()
-    label = f"{how}: pilot exit {pilot.returncode}"
-    for by in (before, during):
-        by.check(book, label)
-    check_trigger(book, server, panda_id, how, label)
-    check_pilot(book, pilot, launch, label)
+    for run in range(REPEATS):
+        _bystanders(sandbox, server, tmp_path / f"run{run}", book, how)
     server.stop()
     book.finish()
 
@@ -67,7 +77,28 @@ def _wrapped_pilot(box: Sandbox, launch: Path, url: str, orphan: Bystander, help
     helper = (f"( while [ ! -e {helper_gate} ]; do sleep 0.05; done; "
               f"{sys.executable} {BYSTANDER} {orphan.record} & ) & exec \"$@\"")
     argv = ["sh", "-c", helper, "wrapper", *pilot_argv(launch, url, *PILOT_ARGS)]
-    return box.spawn(argv, cwd=launch, env=clean_env(), name="wrapped-pilot")
+    return box.spawn(argv, cwd=launch, env=clean_env(), name=f"{launch.parent.name}-wrapped-pilot")
+
+
+def _wrapper_orphan(box: Sandbox, server: BoxDispatcher, root: Path, book: Ledger, how: str) -> None:
+    """One run: (b) the wrapper's helper leaves an orphan to the pilot; the pilot kills its payload."""
+    root.mkdir()
+    job, gate = probe_job(root)
+    [panda_id] = server.submit(job)
+    launch = root / "launch"
+    launch.mkdir()
+    orphan, helper_gate = Bystander(root / "wrapper-orphan.signals"), root / "helper-gate"
+    pilot = _wrapped_pilot(box, launch, server.url, orphan, helper_gate)
+    wait_payload(launch, pilot)
+    helper_gate.touch()  # the helper starts its child only now: after the payload, as in the campaign
+    adopt(box, orphan, pilot)
+    trigger(how, server, pilot, panda_id, gate)
+    pilot.wait(60)
+    book.run()
+    label = f"{how}, run {root.name}: pilot exit {pilot.returncode}"
+    orphan.check(book, label)
+    check_trigger(book, server, panda_id, how, label)
+    check_pilot(book, pilot, launch, label)
 
 
 @pytest.mark.xfail(strict=False, reason="issue 9 item 1: the pilot kills an orphan of the wrapper it did not "
@@ -77,21 +108,7 @@ def test_an_orphan_of_the_wrapper_is_never_signalled(tmp_path: Path, sandbox: Sa
                                                      how: str) -> None:
     book = ledger("kill scope: wrapper's orphan", INVARIANTS)
     server = start_dispatcher(sandbox, tmp_path / "dispatcher")
-    job, gate = probe_job(tmp_path)
-    [panda_id] = server.submit(job)
-    launch = tmp_path / "launch"
-    launch.mkdir()
-    orphan, helper_gate = Bystander(tmp_path / "wrapper-orphan.signals"), tmp_path / "helper-gate"
-    pilot = _wrapped_pilot(sandbox, launch, server.url, orphan, helper_gate)
-    wait_payload(launch, pilot)
-    helper_gate.touch()  # the helper starts its child only now: after the payload, as in the campaign
-    adopt(sandbox, orphan, pilot)
-    trigger(how, server, pilot, panda_id, gate)
-    pilot.wait(60)
-    book.run()
-    label = f"{how}: pilot exit {pilot.returncode}"
-    orphan.check(book, label)
-    check_trigger(book, server, panda_id, how, label)
-    check_pilot(book, pilot, launch, label)
+    for run in range(REPEATS):
+        _wrapper_orphan(sandbox, server, tmp_path / f"run{run}", book, how)
     server.stop()
     book.finish()
