@@ -1,11 +1,12 @@
 # Two set-up commands; each creates its own virtual environment (.venv) first.
 #   make demo   run the pilot on the bundled example queue with two pre-placed jobs
 #   make test   ruff, mypy and the whole test suite
+#   make reliability   the reliability campaign at full size; writes docs/reliability.md
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean reliability
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q
+
+reliability: $(VENV)/.installed
+	$(PY) -m tests.reliability.report --scale full --output docs/reliability.md
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
