@@ -27,21 +27,35 @@ class SignalState:
 
     A plain class, not a dataclass: importing dataclasses would widen the
     window in which a signal finds no handler yet.
+
+    Python runs the handlers of signals that arrived together in signal-number
+    order, not in arrival order (SIGHUP's before SIGTERM's). The C-level
+    handler, though, writes each signal's number to the ``set_wakeup_fd`` pipe
+    as it arrives; the handler reads that pipe, so ``first`` is the signal
+    that really came first. Waits select on a second pipe the handler writes to.
     """
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self.wakeup_fd = -1
         self._write_fd = -1
+        self._order_fd = -1
+        self._arrivals: list[int] = []
         self._handled = 0
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
-        """Record the signal; async-signal-safe enough: one list append."""
+        """Record the signal (and the arrival order the C handler saw); wake whoever waits."""
+        if self._order_fd >= 0:
+            self._arrivals.extend(_read_all(self._order_fd))
         self.received.append(signum)
+        if self._write_fd >= 0 and not select.select([self.wakeup_fd], [], [], 0)[0]:
+            os.write(self._write_fd, b"\0")  # one byte is enough to wake a wait: the pipe never fills
 
     @property
     def first(self) -> int | None:
-        """The first signal received, which decides the job's error code and the exit code."""
+        """The first signal that arrived, which decides the job's error code and the exit code."""
+        if self._arrivals:
+            return self._arrivals[0]
         return self.received[0] if self.received else None
 
     def has_new(self) -> bool:
@@ -78,6 +92,20 @@ class SignalState:
 _INSTALLED: list[SignalState] = []
 
 
+def _read_all(fd: int) -> bytes:
+    """Everything readable on a non-blocking pipe now."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 512)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def install() -> SignalState:
     """Install the handlers and the wakeup pipe once; return the state they record into.
 
@@ -90,9 +118,9 @@ def install() -> SignalState:
         return _INSTALLED[0]
     state = SignalState()
     _INSTALLED.append(state)
-    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    state.wakeup_fd, state._write_fd = read_fd, write_fd
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    state.wakeup_fd, state._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    state._order_fd, order_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(order_write, warn_on_full_buffer=False)
     for name in HANDLED:
         signal.signal(getattr(signal, name), state.handler)
     return state

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from fsm_pilot.errors import PilotError
 from tests.pilotrun import job_def, make_launch
 from tests.reliability import fuzzvalues
@@ -91,8 +89,6 @@ def test_fuzzed_job_files_in_real_pilots(tmp_path: Path, sandbox: Sandbox, ledge
     book.finish()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 8: RecursionError on hostile queuedata; being fixed on "
-                                        "branch fix-input")
 def test_fuzzed_queuedata_in_real_pilots(tmp_path: Path, sandbox: Sandbox, ledger: MakeLedger) -> None:
     book = ledger("fuzz: real pilots, queuedata", INVARIANTS)
     fuzz = _campaign(tmp_path, sandbox, book)
@@ -115,8 +111,6 @@ def test_fuzzed_server_replies_in_real_pilots(tmp_path: Path, sandbox: Sandbox, 
     book.finish()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 5: shlex.split is super-linear on a long jobPars; being "
-                                        "fixed on branch fix-input")
 def test_a_huge_jobpars_does_not_stall_the_pilot(tmp_path: Path, sandbox: Sandbox,
                                                         ledger: MakeLedger) -> None:
     book = ledger("fuzz: real pilots, huge jobPars", INVARIANTS)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import strategies as st
 
 from fsm_pilot.command import check_transformation, split_job_pars
@@ -62,8 +61,6 @@ def test_parse_job_raises_nothing_but_pilot_failure(ledger: MakeLedger) -> None:
     _fuzz(ledger("fuzz: parse_job", INVARIANTS), fuzzvalues.job_definitions(), parse_job)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 8: OSError on a hostile transformation; being fixed on "
-                                        "branch fix-input")
 def test_validation_raises_nothing_but_pilot_failure(ledger: MakeLedger) -> None:
     transformations = fuzzvalues.job_definitions().flatmap(
         lambda job: st.sampled_from([*fuzzvalues.HOSTILE_NAMES, "a" * 5000, "/" + "d/" * 3000, "x" * 256])
@@ -82,8 +79,6 @@ def _queuedata_file(tmp: Path) -> Callable[[Any], None]:
     return check
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 8: RecursionError on hostile queuedata; being fixed on "
-                                        "branch fix-input")
 def test_queuedata_loading_raises_nothing_but_pilot_failure(tmp_path: Path, ledger: MakeLedger) -> None:
     documents = st.one_of(fuzzvalues.queuedata_documents(), fuzzvalues.raw_documents())
     _fuzz(ledger("fuzz: queuedata", INVARIANTS), documents, _queuedata_file(tmp_path))

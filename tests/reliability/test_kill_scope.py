@@ -101,8 +101,6 @@ def _wrapper_orphan(box: Sandbox, server: BoxDispatcher, root: Path, book: Ledge
     check_pilot(book, pilot, launch, label)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 1: the pilot kills an orphan of the wrapper it did not "
-                                        "start; being fixed on another branch")
 @pytest.mark.parametrize("how", sorted(TRIGGERS))
 def test_an_orphan_of_the_wrapper_is_never_signalled(tmp_path: Path, sandbox: Sandbox, ledger: MakeLedger,
                                                      how: str) -> None:

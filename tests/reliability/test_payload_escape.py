@@ -106,8 +106,6 @@ def _recovered(box: Sandbox, server: BoxDispatcher, root: Path, book: Ledger) ->
     check_launch(book, launch, label, killed=[killed] if killed else [])
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 4: setsid'd payload children survive RECOVERY; being fixed "
-                                        "on another branch")
 def test_an_escaped_payload_child_of_a_killed_pilot_is_gone_after_recovery(
         tmp_path: Path, sandbox: Sandbox, ledger: MakeLedger) -> None:
     book = ledger("payload escape: after RECOVERY", INVARIANTS)

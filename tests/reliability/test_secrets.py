@@ -74,8 +74,6 @@ def _run(box: Sandbox, server: BoxDispatcher, launch: Path, token: str, ending: 
     return panda_id, pilot
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 10: the inline JWT leaks into the payload's environment; "
-                                        "being fixed on branch fix-creds")
 @pytest.mark.parametrize("ending", sorted(ENDINGS))
 def test_an_inline_token_appears_nowhere_the_job_leaves_files(tmp_path: Path, sandbox: Sandbox,
                                                               ledger: MakeLedger, ending: str) -> None:

@@ -13,8 +13,6 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
-
 from tests.reliability.cluster import start_dispatcher
 from tests.reliability.conftest import MakeLedger
 from tests.reliability.sandbox import Sandbox
@@ -54,7 +52,6 @@ def test_one_stop_signal_in_setup_and_running_states(tmp_path: Path, sandbox: Sa
            _cycle(random.Random(seed), targets, STOP))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 11: signals during stage-out; being fixed on another branch")
 def test_one_stop_signal_during_stageout(tmp_path: Path, sandbox: Sandbox, seed: int, ledger: MakeLedger) -> None:
     trials = _cycle(random.Random(seed), ("STAGEOUT",), STOP, trials=STAGEOUT_TRIALS)
     for trial in trials[::2]:  # every other one meets a server that stopped answering
@@ -62,21 +59,16 @@ def test_one_stop_signal_during_stageout(tmp_path: Path, sandbox: Sandbox, seed:
     _storm(tmp_path, sandbox, ledger, "signal storm: stage-out", trials)
 
 
-@pytest.mark.xfail(strict=False, reason="new finding, not in issue 9: a SIGINT while the pilot imports its "
-                                        "modules (before signals.install) ends it with a KeyboardInterrupt traceback")
 def test_one_stop_signal_during_start_up(tmp_path: Path, sandbox: Sandbox, seed: int, ledger: MakeLedger) -> None:
     _storm(tmp_path, sandbox, ledger, "signal storm: start-up",
            _cycle(random.Random(seed), ("start-up",), [signal.SIGINT, *STOP], trials=STARTUP_TRIALS))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 2: SIGHUP unhandled; being fixed on another branch")
 def test_sighup_in_every_state(tmp_path: Path, sandbox: Sandbox, seed: int, ledger: MakeLedger) -> None:
     _storm(tmp_path, sandbox, ledger, "signal storm: SIGHUP",
            _cycle(random.Random(seed), TARGETS, [signal.SIGHUP]))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 item 3: a second signal cuts the abort short; being fixed on "
-                                        "another branch")
 def test_second_signal_shortly_after_the_first(tmp_path: Path, sandbox: Sandbox, seed: int,
                                                ledger: MakeLedger) -> None:
     _storm(tmp_path, sandbox, ledger, "signal storm: two signals",
