@@ -9,6 +9,7 @@ a probe cannot pass because nothing was killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -98,7 +99,16 @@ def start_bystander(box: Sandbox, root: Path, name: str) -> Bystander:
     return by
 
 
+def _bystander_pid(box: Sandbox, by: Bystander) -> int:
+    """The bystander itself, not the shell that started it (whose command line names the record too)."""
+    for pid in box.find(str(by.record)):
+        with contextlib.suppress(psutil.Error):
+            if str(BYSTANDER) in psutil.Process(pid).cmdline():
+                return pid
+    return 0
+
+
 def adopt(box: Sandbox, by: Bystander, pilot: Proc) -> None:
     """Find a bystander someone else started, and wait until it is an orphan of the pilot."""
-    by.pid = wait_for(lambda: (box.find(str(by.record)) or [0])[0], what=f"bystander {by.record.stem} started")
+    by.pid = wait_for(lambda: _bystander_pid(box, by), what=f"bystander {by.record.stem} started")
     wait_for(lambda: psutil.Process(by.pid).ppid() == pilot.pid, what=f"{by.record.stem} reparented to the pilot")
