@@ -70,7 +70,9 @@ def _signal_outcome(ctx: Context) -> Outcome | None:
     signum = ctx.signals.take_new()
     if signum is None:
         return None
-    return "abort", Reason(f"received {name_of(signum)}", signal=signum)
+    first = ctx.signals.first
+    also = "" if first in (None, signum) else f" (after {name_of(first)}, which decides the exit code)"
+    return "abort", Reason(f"received {name_of(signum)}{also}", signal=first)
 
 
 def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:

@@ -24,12 +24,12 @@ from fsm_pilot.job import FileSpec
 from fsm_pilot.jobstate import persist
 from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
-from fsm_pilot.reporting import heartbeat_if_due, update_fields
+from fsm_pilot.reporting import STOPPING_UPDATE_SECONDS, heartbeat_if_due, update_fields
 from fsm_pilot.signals import name_of
 from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
 
 #: The pilot was told to stop: the final update may take this long, then it is left pending.
-FINAL_UPDATE_SECONDS = 0.5
+FINAL_UPDATE_SECONDS = STOPPING_UPDATE_SECONDS
 
 
 def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
@@ -152,8 +152,6 @@ def finish_job(ctx: Context, run: JobRun, with_outputs: bool, within: float | No
     send still leaves the outcome behind; an undelivered one is marked pending.
     """
     started = time.monotonic()
-    if ctx.signals.first is not None:  # told to stop: be gone in a second, the rest waits on disk
-        within = FINAL_UPDATE_SECONDS if within is None else min(within, FINAL_UPDATE_SECONDS)
     if with_outputs and run.state != "failed":
         stage_outputs(ctx, run)
     stage_log(ctx, run)

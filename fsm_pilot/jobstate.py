@@ -125,9 +125,24 @@ def _well_formed(data: dict[str, Any]) -> bool:
             return False
     numbers = [data.get(key) for key in ("updated", "start_time", "end_time")]
     numbers += list((data.get("timings") or {}).values())
-    payload = data.get("payload") or {}
-    return (all(_finite(n) for n in numbers if n is not None)
-            and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in payload.values()))
+    return all(_finite(n) for n in numbers if n is not None) and _payload_well_formed(data.get("payload") or {})
+
+
+#: The payload identity's fields (see states/running.py): integers, and two strings.
+_PAYLOAD_STRINGS = frozenset({"mark", "boot_id"})
+
+
+def _payload_well_formed(payload: dict[str, Any]) -> bool:
+    """pid, start_ticks, sid are integers; mark and boot_id strings; any may be missing."""
+    for key, value in payload.items():
+        if value is None:
+            continue
+        if key in _PAYLOAD_STRINGS:
+            if not isinstance(value, str):
+                return False
+        elif not isinstance(value, int) or isinstance(value, bool):
+            return False
+    return True
 
 
 def error_of(state: dict[str, Any]) -> PilotError | None:

@@ -25,6 +25,9 @@ STOP_REPORTING = frozenset({"alreadydone", "badattemptnr"})
 BRIEF_FIELDS = ("jobId", "state", "timestamp", "siteName", "node", "attemptNr", "schedulerID", "pilotID",
                 "batchID", "startTime", "coreCount", "cpuConsumptionUnit")
 
+#: Once the pilot was told to stop, any update may take this long (then it waits on disk for later).
+STOPPING_UPDATE_SECONDS = 0.5
+
 
 def update_fields(ctx: Context, run: JobRun, state: str, final: bool) -> dict[str, object]:
     """The updateJob fields for ``state``: brief for starting/running, everything for the final one."""
@@ -41,8 +44,12 @@ def heartbeat_interval(ctx: Context) -> float:
 
 
 def heartbeat_if_due(ctx: Context, run: JobRun) -> None:
-    """A ``running`` update if the last one is older than the interval (stage-in and stage-out call this)."""
-    if time.monotonic() - run.last_update >= heartbeat_interval(ctx):
+    """A ``running`` update if the last one is older than the interval (stage-in and stage-out call this).
+
+    None once the pilot was told to stop: its final update follows at once, within its short budget,
+    and a heartbeat to a slow server must not hold the pilot past a batch system's kill grace.
+    """
+    if ctx.signals.first is None and time.monotonic() - run.last_update >= heartbeat_interval(ctx):
         send_update(ctx, run, "running")
 
 
@@ -78,6 +85,8 @@ def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
         return True
     if run.stop_reporting:
         return False
+    if ctx.signals.first is not None:  # told to stop: be gone in a second; what is not sent waits on disk
+        within = STOPPING_UPDATE_SECONDS if within is None else min(within, STOPPING_UPDATE_SECONDS)
     started = time.monotonic()
     try:
         result = ctx.client.update_job(fields, deadline=deadline(ctx, within))

@@ -241,6 +241,17 @@ class Sandbox:
             return [p for p in parent.children(recursive=True) if p.pid != self.init_pid]
         return []
 
+    def alive_by_own_pid(self, pids: list[int]) -> list[int]:
+        """Which of ``pids``, as the processes saw themselves (``$$`` inside the namespace), still run."""
+        alive = []
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error, OSError, ValueError):
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                nspid = int(next(line for line in status.splitlines() if line.startswith("NSpid:")).split()[-1])
+                if nspid in pids and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(nspid)
+        return sorted(alive)
+
     def find(self, marker: str) -> list[int]:
         """Host pids of the live processes in the sandbox whose command line contains ``marker``."""
         found = []

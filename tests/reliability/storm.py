@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from tests.pilotrun import all_gone, wait_for
+from tests.pilotrun import wait_for
 from tests.pilotserver import job_spec
 from tests.reliability.cluster import BoxDispatcher, start_pilot
 from tests.reliability.invariants import PILOT_INVARIANTS, check_exit, check_launch, pilot_dir, shell_code
@@ -225,13 +225,13 @@ class Storm:
                             f"{records[-1]['dest'] if records else None}; stderr: {proc.stderr()[-600:]}")
         own = pilot_dir(launch, proc)
         pids = [int(p) for f in (own.glob("PanDA_Pilot-*/pids") if own else []) for p in f.read_text().split()]
-        try:
-            wait_for(lambda: all_gone(pids), timeout=5, what="payload tree gone")
+        try:  # the pids are the payload's own view ($$): inside the sandbox's namespace, not the host's
+            wait_for(lambda: not self.box.alive_by_own_pid(pids), timeout=5, what="payload tree gone")
             gone = True
         except AssertionError:
             gone = False
         self.book.check("payload_tree_gone", gone, f"{label}: payload processes left after the pilot exited "
-                                                   f"(exit {code}): {[p for p in pids if not all_gone([p])]}")
+                                                   f"(exit {code}): {self.box.alive_by_own_pid(pids)}")
         trial.facts.update(code=code, last=records[-1]["dest"] if records else None, shell=shell_code(code))
 
     def _next_pilot(self, trial: Trial, first: Proc, launch: Path, panda_id: int, label: str) -> None:
