@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.pilotrun import stop_leftovers
+from tests.pilotserver import Dispatcher
 from tests.storage_helpers import Storage, load
 
 
@@ -42,3 +45,24 @@ def launch(tmp_path: Path) -> Path:
 def now() -> float:
     """The time the cleanup tests hand to cleanup()."""
     return time.time()
+
+
+@pytest.fixture
+def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
+    """The embedded dispatcher as a real process on 127.0.0.1, stopped at teardown."""
+    server = Dispatcher(tmp_path / "dispatcher").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[psutil.Process]]:
+    """Processes to SIGKILL at teardown if a failing test left them alive."""
+    from tests.pilotrun import all_gone
+
+    procs: list[psutil.Process] = []
+    yield procs
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and not all_gone([proc.pid]):
+                proc.kill()

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +45,6 @@ seen = [p.pid for p in descendants(payload)]
 report = kill_tree(payload, 0.5)
 print(json.dumps({"seen": seen, "report": dataclasses.asdict(report)}), flush=True)
 """
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[psutil.Process]]:
-    """Processes to SIGKILL at teardown, whatever the test did."""
-    procs: list[psutil.Process] = []
-    yield procs
-    for proc in procs:
-        if not gone(proc):
-            proc.kill()
 
 
 def _drive(tmp_path: Path, body: str, count: int,

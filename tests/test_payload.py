@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -91,16 +91,6 @@ def gone(proc: psutil.Process) -> bool:
         return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[psutil.Process]]:
-    """Processes to SIGKILL at teardown if a failing test left them alive."""
-    procs: list[psutil.Process] = []
-    yield procs
-    for proc in procs:
-        if not gone(proc):
-            proc.kill()
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:

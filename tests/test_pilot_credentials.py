@@ -32,13 +32,6 @@ FAST = ("--heartbeat-interval", "0.5", "--kill-grace", "0.5", "--getjob-wait", "
 DAY = 86400
 
 
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
-
-
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

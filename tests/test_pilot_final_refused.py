@@ -29,13 +29,6 @@ FAST = ("--heartbeat-interval", "600", "--kill-grace", "0.5", "--getjob-wait", "
         "--min-free-disk", "1000", "--timefloor", "0", "--update-timeout", "20")
 
 
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
-
-
 def run_pilot(root: Path, url: str, *extra: str) -> tuple[int, str, Launch]:
     launch = Launch(root)
     launch.dir.mkdir(parents=True)

@@ -33,13 +33,6 @@ FAST = ("--heartbeat-interval", "600", "--kill-grace", "0.5", "--getjob-wait", "
 
 
 @pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def proxy(dispatcher: Dispatcher) -> Iterator[StubPanda]:
     with running_stub() as stub:
         for path in PATHS:

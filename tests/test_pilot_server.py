@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from tests.pilotserver import Dispatcher, free_port, job_spec
 
 FAST = ("--heartbeat-interval", "0.5", "--kill-grace", "0.5", "--getjob-wait", "0", "-v", "1",
         "--min-free-disk", "1000")
-
-
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
 
 
 def pilot(launch: Launch, url: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -18,13 +18,6 @@ from tests.pilotserver import Dispatcher, free_port, job_spec
 from tests.test_pilot_server import _launch, finish, pilot
 
 
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
-
-
 def _replica(server: Dispatcher, scope: str, lfn: str, data: bytes) -> str:
     """Put a replica at its deterministic path on the dispatcher's storage; return its adler32."""
     digest = hashlib.md5(f"{scope}:{lfn}".encode()).hexdigest()

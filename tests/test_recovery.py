@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -24,13 +23,6 @@ from tests.test_pilot_server import _launch, finish, pilot
 from tests.test_pilot_stagein import _replica, _with_inputs
 
 OUTPUTS = ("one.dat", "two.dat")
-
-
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
 
 
 def _job(server: Dispatcher, gate: Path | None = None) -> int:

@@ -11,34 +11,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.pilotrun import wait_for
 from tests.pilotserver import Dispatcher, job_spec
 from tests.test_payload import gone
 from tests.test_pilot_server import _launch, finish, pilot
 from tests.test_recovery import _finals, _payload_pid
-
-
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def leftovers() -> Iterator[list[psutil.Process]]:
-    """Processes to SIGKILL at teardown if a failing test left them alive."""
-    procs: list[psutil.Process] = []
-    yield procs
-    for proc in procs:
-        if not gone(proc):
-            proc.kill()
 
 
 def _bystander(tmp_path: Path, setsid: bool) -> psutil.Process:
@@ -50,7 +31,7 @@ def _bystander(tmp_path: Path, setsid: bool) -> psutil.Process:
 
 
 def test_setsid_child_of_a_dead_pilots_payload_dies_in_recovery(tmp_path: Path, dispatcher: Dispatcher,
-                                                                leftovers: list[psutil.Process]) -> None:
+                                                                cleanup: list[psutil.Process]) -> None:
     esc = tmp_path / "escaped.pid"
     body = (f'( setsid sh -c "echo \\$\\$ > {esc}.tmp; mv {esc}.tmp {esc}; exec sleep 60" & ); '
             f"while true; do sleep 0.05; done")
@@ -60,14 +41,14 @@ def test_setsid_child_of_a_dead_pilots_payload_dies_in_recovery(tmp_path: Path, 
     payload = wait_for(lambda: _payload_pid(launch, dying.pid, panda_id), what="the payload running")
     wait_for(esc.exists, what="the payload's setsid child")
     escaped = psutil.Process(int(esc.read_text()))
-    leftovers.extend([psutil.Process(payload), escaped])
+    cleanup.extend([psutil.Process(payload), escaped])
     bystanders = [_bystander(tmp_path, setsid=True), _bystander(tmp_path, setsid=False)]
-    leftovers.extend(bystanders)
+    cleanup.extend(bystanders)
     dying.send_signal(signal.SIGKILL)
     dying.communicate(timeout=20)
     assert escaped.is_running() and escaped.ppid() != payload  # escaped: neither in the session nor below it
     code, err = finish(pilot(launch, dispatcher.url, "--timefloor", "0"))
     assert code == 82, err
     assert [f["pilot_error_code"] for f in _finals(dispatcher, panda_id)] == [1200]
-    wait_for(lambda: gone(escaped) and gone(leftovers[0]), what="the dead pilot's payload and its escapee killed")
+    wait_for(lambda: gone(escaped) and gone(cleanup[0]), what="the dead pilot's payload and its escapee killed")
     assert not any(gone(b) for b in bystanders), "RECOVERY killed a process the payload did not start"

@@ -12,7 +12,6 @@ failpoint in stage-out, signalled, then let go, so each case is exact.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from tests.pilotrun import wait_for
 from tests.pilotserver import Dispatcher
 from tests.test_pilot_server import _launch, pilot
 from tests.test_recovery import _check_outputs, _finals, _job, _stopped
-
-
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Dispatcher]:
-    server = Dispatcher(tmp_path / "dispatcher").start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize(("failpoint", "expected"), [
