@@ -181,7 +181,7 @@ def _box_lines(state: State, run: Run | None) -> list[str]:
     """A state's box, line by line: name (with the run's time), step module, purpose."""
     lines = [run.label(state.name) if run else state.name]
     if state.step:
-        lines.append(f"states/{state.step}.py")
+        lines.append(f"fsm_pilot/states/{state.step}.py")
     return [*lines, state.doc]
 
 
@@ -300,7 +300,7 @@ def states_table() -> str:
     rows = ["| state | step | what it does | PanDA errors it can set | guards on its edges |",
             "|---|---|---|---|---|"]
     for s in STATES:
-        step = f"`states/{s.step}.py`" if s.step else "(terminal)"
+        step = f"`fsm_pilot/states/{s.step}.py`" if s.step else "(terminal)"
         rows.append(f"| {s.name} | {step} | {s.doc} | {_errors_cell(STATE_ERRORS.get(s.name, ()))} "
                     f"| {_guards_cell(s.name)} |")
     return "\n".join(rows) + "\n"

@@ -128,7 +128,7 @@ def _well_formed(data: dict[str, Any]) -> bool:
     return all(_finite(n) for n in numbers if n is not None) and _payload_well_formed(data.get("payload") or {})
 
 
-#: The payload identity's fields (see states/running.py): integers, and two strings.
+#: The payload identity's fields (see fsm_pilot/states/running.py): integers, and two strings.
 _PAYLOAD_STRINGS = frozenset({"mark", "boot_id"})
 
 

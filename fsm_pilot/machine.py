@@ -26,7 +26,7 @@ from fsm_pilot.guards import GUARDS
 
 @dataclass(frozen=True)
 class State:
-    """A state: its name, the module in ``states/`` whose ``step`` it runs, and what it is for."""
+    """A state: its name, the module in ``fsm_pilot/states/`` whose ``step`` it runs, and what it is for."""
 
     name: str
     step: str | None
@@ -109,8 +109,8 @@ def terminal_states(states: Iterable[State] = STATES) -> frozenset[str]:
     return frozenset(s.name for s in states if s.terminal)
 
 
-def resolve_step(module: str, package: str = "states") -> Step | None:
-    """The ``step`` function of ``states/<module>.py``, or None if it does not resolve."""
+def resolve_step(module: str, package: str = "fsm_pilot.states") -> Step | None:
+    """The ``step`` function of ``fsm_pilot/states/<module>.py``, or None if it does not resolve."""
     try:
         mod = importlib.import_module(f"{package}.{module}")
     except ImportError:
@@ -189,7 +189,7 @@ def _check_order(edges: tuple[Edge, ...]) -> list[str]:
 
 def validate(states: tuple[State, ...] = STATES, edges: tuple[Edge, ...] = TRANSITIONS,
              initial: str = INITIAL, guards: Mapping[str, object] = GUARDS,
-             package: str = "states") -> None:
+             package: str = "fsm_pilot.states") -> None:
     """Check the declaration; raise :class:`DeclarationError` listing every problem."""
     problems = _check_names(states, edges, guards, package)
     problems += _check_graph(states, edges, initial)

@@ -59,7 +59,7 @@ def test_mermaid_highlight_marks_visited_states_and_taken_links(real_log: Path) 
     assert styled is not None
     taken = {i for i, pair in enumerate(emitted) if pair in run.taken or pair == ("start_", "INIT")}
     assert {int(i) for i in styled.group(1).split(",")} == taken
-    assert re.search(r'RUNNING\["RUNNING · [\d.]+ m?s, 2x<br>states/running\.py<br>', text)
+    assert re.search(r'RUNNING\["RUNNING · [\d.]+ m?s, 2x<br>fsm_pilot/states/running\.py<br>', text)
     assert re.search(r'GETJOB -->\|"got_job · 2x"\| VALIDATE', text)
 
 
@@ -69,7 +69,7 @@ def test_dot_highlight_marks_visited_states_and_taken_edges(real_log: Path) -> N
     for s in STATES:
         line = next(x for x in text.splitlines() if x.strip().startswith(f"{s.name} [label="))
         assert ("penwidth=2.5" in line) == (s.name in VISITED), line
-    assert re.search(r'RUNNING \[label="RUNNING · [\d.]+ m?s, 2x\\nstates/running\.py', text)
+    assert re.search(r'RUNNING \[label="RUNNING · [\d.]+ m?s, 2x\\nfsm_pilot/states/running\.py', text)
     edge = next(x for x in text.splitlines() if x.startswith("    RUNNING -> STAGEOUT"))
     assert "payload_done · 2x" in edge and "penwidth=2.5" in edge
     assert "penwidth" not in next(x for x in text.splitlines() if x.startswith("    RUNNING -> ABORTING"))

@@ -34,7 +34,7 @@ def _boom(ctx: Context) -> Outcome:
 
 
 def test_exception_before_a_job_ends_in_failed_with_70(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("states.checks.step", _boom)
+    monkeypatch.setattr("fsm_pilot.states.checks.step", _boom)
     ctx = _context(tmp_path, [job_def(1, "-c true")])
     assert driver.run(ctx) == 70
     assert ctx.translog.path is not None
@@ -45,7 +45,7 @@ def test_exception_before_a_job_ends_in_failed_with_70(tmp_path: Path, monkeypat
 
 def test_exception_while_holding_a_job_reports_it_and_keeps_its_log(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("states.running.step", _boom)
+    monkeypatch.setattr("fsm_pilot.states.running.step", _boom)
     ctx = _context(tmp_path, [job_def(8, "-c true")])
     assert driver.run(ctx) == 70
     assert ctx.pilot_dir is not None
@@ -60,16 +60,16 @@ def test_exception_while_holding_a_job_reports_it_and_keeps_its_log(
 
 def test_signal_recorded_before_a_step_aborts_without_running_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("states.queuedata.step", _boom)
+    monkeypatch.setattr("fsm_pilot.states.queuedata.step", _boom)
     ctx = _context(tmp_path, [job_def(1, "-c true")])
-    real_init = __import__("states.init", fromlist=["step"]).step
+    real_init = __import__("fsm_pilot.states.init", fromlist=["step"]).step
 
     def init_then_signal(c: Context) -> Outcome:
         outcome: Outcome = real_init(c)
         c.signals.handler(signal.SIGTERM, None)  # as if SIGTERM arrived during INIT's step
         return outcome
 
-    monkeypatch.setattr("states.init.step", init_then_signal)
+    monkeypatch.setattr("fsm_pilot.states.init.step", init_then_signal)
     assert driver.run(ctx) == 143
     assert ctx.pilot_dir is not None
     records = read_records(ctx.pilot_dir / "transitions.jsonl")
