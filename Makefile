@@ -2,11 +2,12 @@
 #   make demo   run the pilot on the bundled example queue with two pre-placed jobs
 #   make test   ruff, mypy and the whole test suite
 #   make reliability   the reliability campaign at full size; writes docs/reliability.md
+#   make dist   dist/pilot3.tar.gz, the tarball the production wrapper launches (reproducible)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean reliability
+.PHONY: demo test lint clean reliability dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +28,8 @@ test: lint
 reliability: $(VENV)/.installed
 	$(PY) -m tests.reliability.report --scale full --output docs/reliability.md
 
+dist: $(VENV)/.installed
+	$(PY) deploy/build_tarball.py
+
 clean:
-	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-run dist build .pytest_cache .mypy_cache .ruff_cache
