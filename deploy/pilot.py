@@ -53,7 +53,8 @@ def main() -> int:
         from fsm_pilot.cli import main as fsm_pilot_main
     except KeyboardInterrupt:  # SIGINT before the pilot's handlers exist: nothing was done yet
         return 130
-    return fsm_pilot_main(["run", *sys.argv[1:]])
+    jobids = os.path.join(HERE, "pandaIDs.out")  # the wrapper reads it from here
+    return fsm_pilot_main(["run", "--jobid-file", jobids, *sys.argv[1:]])
 
 
 if __name__ == "__main__":

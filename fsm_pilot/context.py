@@ -49,6 +49,8 @@ class RunArgs:
     queuedata_url: str | None = None
     storagedata_url: str | None = None
     job_file: Path | None = None
+    #: PandaIDs of the jobs taken, one per line, for the wrapper (--jobid-file)
+    jobid_file: Path | None = None
     harvester_workdir: Path | None = None
     no_proxy_check: bool = False
     no_cvmfs_check: bool = False
