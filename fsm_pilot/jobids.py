@@ -15,7 +15,7 @@ from fsm_pilot.context import Context
 
 
 def record_job_id(ctx: Context, panda_id: int) -> None:
-    """Append ``panda_id`` to --jobid-file, if one was given."""
+    """Append ``panda_id`` to --jobid-file (None: nowhere)."""
     path: Path | None = ctx.args.jobid_file
     if path is None:
         return

@@ -78,8 +78,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--storagedata-url", default="", help="storage endpoints JSON: path or file:// URL")
     add("--harvester-workdir", default="", help="Harvester work dir (where pandaJobData.out is)")
     add("--job-file", default="", help="pre-placed job definition (default: pandaJobData.out)")
-    add("--jobid-file", default="", help="append each job's PandaID here (pilot3/pilot.py: pilot3/pandaIDs.out, "
-        "which the production wrapper reads)")
+    add("--jobid-file", default="", help="append each job's PandaID here (default pandaIDs.out in the launch dir; "
+        "pilot3/pilot.py gives pilot3/pandaIDs.out, where the production wrapper reads it)")
     for option in OPTIONS:
         add(*option.cli, dest=option.name, type=_positive(float), default=None,
             help=f"{option.doc} (env {option.env}, default {option.default:g})")
@@ -137,7 +137,7 @@ def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
         queuedata_url=ns.queuedata_url or None,
         storagedata_url=ns.storagedata_url or None,
         job_file=Path(ns.job_file).absolute() if ns.job_file else None,
-        jobid_file=Path(ns.jobid_file).absolute() if ns.jobid_file else None,
+        jobid_file=Path(ns.jobid_file).absolute() if ns.jobid_file else launch / "pandaIDs.out",
         harvester_workdir=Path(ns.harvester_workdir).absolute() if ns.harvester_workdir else None,
         no_proxy_check=ns.noproxyverification,
         no_cvmfs_check=ns.nocvmfs,

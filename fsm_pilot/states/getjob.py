@@ -8,6 +8,7 @@ from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import job_identity
+from fsm_pilot.jobids import record_job_id
 from fsm_pilot.jobsource import from_file, from_server, uses_file
 from fsm_pilot.outbox import flush
 
@@ -19,12 +20,6 @@ def _no_job(ctx: Context, why: str, error: PilotError | None) -> Outcome:
     if error is None and not ctx.jobs_run:
         error = PilotError.NOJOBSINPANDA
     return "no_job", Reason(f"no job: {why}", error)
-
-
-def _record_id(ctx: Context, panda_id: int) -> None:
-    """Append to ``pandaIDs.out`` in the launch dir at once: the wrapper reads it even after a kill."""
-    with open(ctx.args.launch_dir / "pandaIDs.out", "a", encoding="utf-8") as f:
-        f.write(f"{panda_id}\n")
 
 
 def step(ctx: Context) -> Outcome:
@@ -41,7 +36,7 @@ def step(ctx: Context) -> Outcome:
     if identity is None or found.record is None:
         return _no_job(ctx, found.why, found.error)
     ctx.taken.add(identity.panda_id)
-    _record_id(ctx, identity.panda_id)
+    record_job_id(ctx, identity.panda_id)  # at once: the wrapper reads it even after a kill
     ctx.job = JobRun(identity=identity, record=found.record)
     ctx.job.timings["getjob"] = time.monotonic() - started
     if not ctx.jobs_run:

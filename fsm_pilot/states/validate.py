@@ -15,7 +15,6 @@ from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import parse_job
-from fsm_pilot.jobids import record_job_id
 from fsm_pilot.reporting import send_update
 
 
@@ -50,7 +49,6 @@ def step(ctx: Context) -> Outcome:
     """Accept a well-formed job, reject anything else with the matching error code."""
     run = ctx.job
     assert run is not None
-    record_job_id(ctx, run.panda_id)
     started = time.monotonic()
     try:
         workdir = make_workdir(ctx, run)
