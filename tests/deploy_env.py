@@ -10,6 +10,7 @@ one hard-coded HTTPS call to a central PanDA host is sent to 127.0.0.1 port 1
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,8 @@ WRAPPER = Path(__file__).parent / "third_party" / "pilot-wrapper" / "runpilot2-w
 WRAPPER_SHA256 = "27391914a58be66ca6df70b4d7b92fc5777907c3a0f5001528fe7889e27c1f7c"
 PYENV = Path.home() / ".pyenv" / "versions"
 SUPPORTED = ("3.9", "3.10", "3.11", "3.12", "3.13")
+#: Minor versions that must be found (CI sets "3.9 3.13": the oldest and newest must really be tested).
+REQUIRED = tuple(os.environ.get("FSM_PILOT_REQUIRE_PYTHONS", "").split())
 #: The wrapper's update to the central server goes here instead: nothing listens on port 1.
 CURLRC = "connect-to = pandaserver.cern.ch:25443:127.0.0.1:1\n"
 

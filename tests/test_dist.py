@@ -17,7 +17,16 @@ import pytest
 from deploy import build_tarball as builder
 from deploy import pilot as entry
 from fsm_pilot import __version__
-from tests.deploy_env import PYENV, ROOT, WRAPPER, WRAPPER_SHA256, bare_python, build_tarball, interpreters
+from tests.deploy_env import (
+    PYENV,
+    REQUIRED,
+    ROOT,
+    WRAPPER,
+    WRAPPER_SHA256,
+    bare_python,
+    build_tarball,
+    interpreters,
+)
 
 BUDGET = 2 * 2**20
 #: ELF e_machine of each psutil build (the ELF header's bytes 18-19, little-endian).
@@ -93,6 +102,11 @@ def test_vendor_paths_take_psutil_only_for_a_glibc_node_with_its_build(tmp_path:
     assert entry.vendor_paths(here, "x86_64", "") == [here, lib]  # musl: the manylinux build cannot load
     assert entry.vendor_paths(here, "riscv64", "glibc") == [here, lib]  # no wheel for this machine
     assert entry.libc() == "glibc"
+
+
+def test_the_pythons_this_run_must_test_are_here() -> None:
+    missing = [minor for minor in REQUIRED if minor not in interpreters()]
+    assert not missing, f"FSM_PILOT_REQUIRE_PYTHONS names {missing}, not found under {PYENV}"
 
 
 def test_the_tarball_imports_everything_with_only_the_standard_library(tarball: Path, tmp_path: Path) -> None:
