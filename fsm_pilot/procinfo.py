@@ -47,7 +47,9 @@ def _psutil_sample(pid: int, with_pss: bool) -> ProcSample | None:
             mem = proc.memory_info()
             times = proc.cpu_times()
         pss = _psutil_pss(proc) if with_pss and not zombie else None
-    except psutil.Error:  # gone (NoSuchProcess, ZombieProcess) or denied: no figures
+    # gone (NoSuchProcess, ZombieProcess) or denied (AccessDenied); psutil lets parse errors of odd /proc
+    # files through unwrapped: no figures either way, as from fsm_pilot.procfs
+    except (psutil.Error, OSError, ValueError, IndexError):
         return None
     cpu = CpuTimes(times.user, times.system, times.children_user, times.children_system)
     return ProcSample(mem.rss, mem.vms, pss, cpu, zombie)
@@ -65,7 +67,7 @@ def vms(pid: int) -> int | None:
     if UNAVAILABLE is None:
         try:
             return int(psutil.Process(pid).memory_info().vms)
-        except psutil.Error:
+        except (psutil.Error, OSError, ValueError, IndexError):
             return None
     mem = procfs.memory(pid)
     return None if mem is None else mem[1]
