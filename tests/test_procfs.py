@@ -124,10 +124,12 @@ def test_a_command_name_with_parentheses_and_spaces_parses(tmp_path: Path) -> No
     shutil.copy(shutil.which("sleep") or "/bin/sleep", odd)
     proc = subprocess.Popen([str(odd), "300"])
     try:
-        wait_for(lambda: psutil.Process(proc.pid).name() == odd.name[:15], what="the exec")
+        sleeper = psutil.Process(proc.pid)
+        wait_for(lambda: sleeper.name() == odd.name[:15] and sleeper.status() == psutil.STATUS_SLEEPING,
+                 what="the renamed sleep asleep")
         head = procfs.state_and_times(proc.pid)
         assert head is not None and head[0] == "S"
-        times = psutil.Process(proc.pid).cpu_times()
+        times = sleeper.cpu_times()
         assert head[1] == (times.user, times.system, times.children_user, times.children_system)
     finally:
         proc.kill()
