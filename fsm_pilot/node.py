@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from fsm_pilot import procinfo
 
 #: v1 reports "no limit" as a huge number (the page counter's maximum,
 #: 2**63 rounded down to a page on 64-bit); anything this large is not a limit.
@@ -68,15 +68,15 @@ class NodeFacts:
 def collect_node_facts(workdir: Path) -> NodeFacts:
     """Measure the node now; ``workdir`` is where the disk space matters."""
     cpuinfo = _read_text(Path("/proc/cpuinfo"))
-    memory = psutil.virtual_memory()
+    memory_total, memory_available = procinfo.virtual_memory()
     return NodeFacts(
         hostname=socket.gethostname(),  # no DNS lookup: getfqdn() can stall for seconds
         arch=platform.machine(),
-        cpu_count=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
+        cpu_count=procinfo.cpu_count(),
         cpu_mhz=_cpu_mhz(cpuinfo),
         cpu_model=cpuinfo_field(cpuinfo, "model name") or "",
-        memory_total_mb=memory.total / 2**20,
-        memory_available_mb=memory.available / 2**20,
+        memory_total_mb=memory_total / 2**20,
+        memory_available_mb=memory_available / 2**20,
         disk_free_bytes=free_disk_bytes(workdir),
         load_avg=os.getloadavg(),
         cgroup_memory_limit_bytes=cgroup_memory_limit(),
@@ -95,12 +95,9 @@ def cpuinfo_field(cpuinfo: str, key: str) -> str | None:
 
 def _cpu_mhz(cpuinfo: str) -> float | None:
     """psutil's current frequency, else /proc/cpuinfo's; VMs often expose neither."""
-    try:
-        freq = psutil.cpu_freq()
-    except (OSError, NotImplementedError, AttributeError):  # absent or unreadable on some kernels
-        freq = None
-    if freq is not None and freq.current > 0:
-        return float(freq.current)
+    current = procinfo.cpu_mhz()
+    if current is not None:
+        return current
     raw = cpuinfo_field(cpuinfo, "cpu MHz")
     try:
         return float(raw) if raw else None

@@ -11,13 +11,12 @@ spaced (the pilot sleeps until the next due check).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import psutil
-
+from fsm_pilot import procinfo
 from fsm_pilot.payload.process import Payload, Usage, descendants, measure_tree
+from fsm_pilot.payload.subreaper import ProcStat
 
 #: PanDA's jobMetrics column holds 500 characters.
 MAX_JOB_METRICS = 500
@@ -66,13 +65,12 @@ def _io(pid: int) -> dict[str, int]:
     return counters
 
 
-def _extras(procs: Iterable[psutil.Process]) -> tuple[int, int | None, dict[str, int]]:
+def _extras(procs: Iterable[ProcStat]) -> tuple[int, int | None, dict[str, int]]:
     """Virtual memory and swap (kB) and I/O (bytes) summed over ``procs``."""
     vmem, swap, swap_ok = 0, 0, True
     io = dict.fromkeys(IO_KEYS, 0)
     for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            vmem += proc.memory_info().vms // 1024
+        vmem += (procinfo.vms(proc.pid) or 0) // 1024
         proc_swap = _swap_kb(proc.pid)
         swap_ok = swap_ok and proc_swap is not None
         swap += proc_swap or 0

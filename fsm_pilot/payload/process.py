@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import psutil
-
+from fsm_pilot import procinfo
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.payload.ownership import MARK_VAR, members, new_mark
 from fsm_pilot.payload.subreaper import (
@@ -210,7 +209,7 @@ def _tree(payload: Payload, keep: Collection[int] = ()) -> dict[Key, ProcStat]:
     return found
 
 
-def descendants(payload: Payload, *, keep: Collection[int] = ()) -> list[psutil.Process]:
+def descendants(payload: Payload, *, keep: Collection[int] = ()) -> list[ProcStat]:
     """The payload's process tree, the payload itself included while it exists.
 
     One /proc pass, only processes started no earlier than the payload (nothing
@@ -220,45 +219,28 @@ def descendants(payload: Payload, *, keep: Collection[int] = ()) -> list[psutil.
     pilot is not a member for being one: a wrapper's orphans are adopted too.
     Sorted oldest first.
     """
-    procs = []
-    for stat in sorted(_tree(payload, keep).values(), key=lambda s: (s.start_ticks, s.pid)):
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(stat.pid)
-            again = read_stat(stat.pid)  # the psutil object must be the scanned process
-            if again is not None and again.key == stat.key:
-                procs.append(proc)
-    return procs
-
-
-def _pss_kb(proc: psutil.Process) -> int | None:
-    try:
-        return int(proc.memory_full_info().pss) // 1024
-    except (psutil.AccessDenied, AttributeError):
-        return None
+    return sorted(_tree(payload, keep).values(), key=lambda s: (s.start_ticks, s.pid))
 
 
 def measure_tree(payload: Payload) -> Usage:
-    """RSS/PSS (kB), process count and CPU seconds of the live tree.
+    """RSS/PSS (kB), process count and CPU seconds of the live tree (fsm_pilot.procinfo).
 
     CPU includes the reaped children of live members (children_user/system) so
     shell-driven payloads running many short commands are not under-counted.
+    Zombies and processes gone mid-read are skipped; PSS is None for the tree
+    once one member's cannot be read.
     """
     rss, pss, nprocs, cpu = 0, 0, 0, 0.0
     pss_ok = True
-    for proc in descendants(payload):
-        try:
-            with proc.oneshot():
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                rss += proc.memory_info().rss // 1024
-                times = proc.cpu_times()
-        except psutil.Error:
+    for stat in descendants(payload):
+        sample = procinfo.sample(stat.pid, with_pss=pss_ok)
+        if sample is None or sample.zombie:
             continue
         nprocs += 1
-        cpu += times.user + times.system + times.children_user + times.children_system
-        proc_pss = _pss_kb(proc) if pss_ok else None
-        pss_ok = proc_pss is not None
-        pss += proc_pss or 0
+        rss += sample.rss // 1024
+        cpu += sample.cpu.total()
+        pss_ok = pss_ok and sample.pss is not None
+        pss += (sample.pss or 0) // 1024
     return Usage(rss, pss if pss_ok else None, nprocs, cpu)
 
 

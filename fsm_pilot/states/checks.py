@@ -48,10 +48,13 @@ def _check_credentials(ctx: Context) -> Reason | None:
 
 def step(ctx: Context) -> Outcome:
     """Log what the node is; refuse to start with an unusable credential, or without CVMFS on a CVMFS queue."""
-    from fsm_pilot import node
+    from fsm_pilot import node, procinfo
 
     assert ctx.pilot_dir is not None
     ctx.log.info("pilot", version=__version__, python=sys.version.split()[0], arch=platform.machine())
+    if procinfo.UNAVAILABLE is not None:  # CHECKS runs once per pilot: said once
+        ctx.log.warning("psutil cannot be loaded; process and node figures are read from /proc",
+                        error=procinfo.UNAVAILABLE)
     ctx.node = node.collect_node_facts(ctx.pilot_dir)
     ctx.log.info("worker node", **vars(ctx.node))
     refused = _check_credentials(ctx)
