@@ -16,6 +16,7 @@ from fsm_pilot import machine
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason, exit_code
+from fsm_pilot.failpoints import failpoint
 from fsm_pilot.guards import GUARDS, Thresholds
 from fsm_pilot.jobstate import persist
 from fsm_pilot.signals import name_of
@@ -128,12 +129,17 @@ def run(ctx: Context) -> int:
     machine.build(pilot, pilot.condition)
     terminals = machine.terminal_states()
     reason = Reason("started")
+    stopping = False
     while pilot.state not in terminals:
-        outcome = _signal_outcome(ctx) or run_step(ctx, pilot.state)
+        # Once the pilot is stopping, a further signal (a batch system's group SIGTERM plus the wrapper's
+        # forwarded one) must not skip ABORTING's step: that step is what reports the held job.
+        outcome = (None if stopping else _signal_outcome(ctx)) or run_step(ctx, pilot.state)
         # a signal that arrived during the step wins over what the step returned
-        outcome = _signal_outcome(ctx) or outcome
+        outcome = (None if stopping else _signal_outcome(ctx)) or outcome
+        stopping = stopping or outcome[0] == "abort"
         reason = fire(ctx, pilot, outcome)
         ctx.arrived_by = (outcome[0], reason)
+        failpoint(f"entered_{pilot.state}")
     ctx.translog.close()
     _finish(ctx)
     code = exit_code(pilot.state, reason)

@@ -18,7 +18,7 @@ import pytest
 
 from fsm_pilot.replay import problems
 from tests.pilotrun import wait_for
-from tests.pilotserver import Dispatcher
+from tests.pilotserver import Dispatcher, job_spec
 from tests.test_pilot_server import _launch, pilot
 from tests.test_recovery import _check_outputs, _finals, _job, _stopped
 
@@ -49,3 +49,19 @@ def test_signal_during_stageout(tmp_path: Path, dispatcher: Dispatcher, failpoin
     assert problems(records) == []
     assert [(r["source"], r["event"], r["dest"]) for r in records[-2:]] == [
         ("STAGEOUT", "abort", "ABORTING"), ("ABORTING", "abort", "ABORTED")]
+
+
+def test_a_second_signal_before_aborting_runs_does_not_skip_the_report(tmp_path: Path, dispatcher: Dispatcher) -> None:
+    """A batch system's group SIGTERM and the wrapper's forwarded one: the held job is still reported."""
+    [panda_id] = dispatcher.submit(job_spec("-c 'sleep 300'"))
+    launch = _launch(tmp_path / "p")
+    proc = pilot(launch, dispatcher.url, env={"FSM_PILOT_FAILPOINT": "entered_ABORTING"})
+    wait_for(lambda: dispatcher.status(panda_id)[panda_id] == "running", what="job running")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: _stopped(proc) or proc.poll() is not None, what="the pilot frozen on entering ABORTING")
+    proc.send_signal(signal.SIGTERM)  # pending while frozen: delivered before the ABORTING step runs
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert [f["pilot_error_code"] for f in _finals(dispatcher, panda_id)] == [1201], err
+    assert dispatcher.status(panda_id)[panda_id] == "failed"

@@ -152,7 +152,7 @@ def test_sigterm_to_the_process_group_mid_job_reports_the_job_and_ends_the_paylo
     os.killpg(proc.pid, signal.SIGTERM)  # what a batch system does: the whole job's process group
     code, out, err = _finish(proc)
     assert (pilot_exit_status(out), code) == (143, 1), out[-3000:] + err[-3000:]
-    assert dispatcher.status(panda_id) == {panda_id: "failed"}
+    assert dispatcher.status(panda_id) == {panda_id: "failed"}, err[-5000:]
     assert _final_fields(dispatcher, panda_id)["pilot_error_code"] == 1201
     assert all_gone(payload)
 
