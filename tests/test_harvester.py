@@ -113,6 +113,24 @@ def test_pull_job_is_requested_and_placed_through_files(tmp_path: Path) -> None:
     assert (access / "kill_worker").exists() and not request.exists()
 
 
+def test_push_pilot_asks_harvester_for_its_next_job(tmp_path: Path) -> None:
+    """Pilot 3's multi-job PUSH: the first job pre-placed, the next one requested through the file."""
+    launch, access = _harvester(tmp_path, [job_def(31, "-c 'echo one > one.txt'", ("one.txt",))])
+    proc = start_pilot(launch, *_options(access, "PUSH"), "--timefloor", "600", "--max-jobs", "2")
+    request = access / "worker_requestjob.json"
+    wait_for(request.exists, what="the request for a second job")
+    assert _json(access / "worker_attributes.json")["jobStatus"] == "finished"  # job 31 reported first
+    job = job_def(32, "-c 'echo two > two.txt'", ("two.txt",))
+    (access / "pandaJobData.out").write_text(json.dumps({job["PandaID"]: job}))
+    request.unlink()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _json(access / "worker_attributes.json")["jobId"] == "32"
+    declared = _json(access / "event_status.dump.json")  # Harvester took neither list yet: both are there
+    assert {key: [Path(e["path"]).name for e in entries] for key, entries in declared.items()} == {
+        "31": ["job.31.log.tgz", "one.txt"], "32": ["job.32.log.tgz", "two.txt"]}
+
+
 def test_signal_while_waiting_for_harvester_ends_the_pilot_at_once(tmp_path: Path) -> None:
     launch, access = _harvester(tmp_path)
     proc = start_pilot(launch, *_options(access, "PULL"))  # waits up to 5 x 120 s unless interrupted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,3 +149,32 @@ def test_worker_attributes_that_cannot_be_written_keep_the_update_pending(tmp_pa
     ctx = _ctx(tmp_path)
     (tmp_path / "access").rmdir()
     assert not workreport.publish(ctx, _run(), "running", {"jobId": "5"}, final=False)
+
+
+class _HarvesterWritesBetweenLooks(SignalState):
+    """Time passing between two looks at the job file: Harvester writes ``text`` there meanwhile (or nothing)."""
+
+    def __init__(self, path: Path, text: str | None) -> None:
+        super().__init__()
+        self.path, self.text = path, text
+
+    def sleep(self, seconds: float) -> bool:
+        if self.text is not None:
+            self.path.write_text(self.text)
+        return False
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_job_file_caught_half_written_is_read_again(tmp_path: Path, finished: bool) -> None:
+    job = json.dumps({"8": {"PandaID": "8", "logFile": "l.tgz"}})
+    path = tmp_path / "access" / "pandaJobData.out"
+    ctx = _ctx(tmp_path)
+    ctx.signals = _HarvesterWritesBetweenLooks(path, job if finished else None)
+    path.write_text(job[:10])  # Harvester writes in place: the pilot may look in the middle
+    if finished:
+        found = jobrequest.await_job(ctx, time.monotonic() + 60)
+        assert found is not None and found.record is not None and found.record["PandaID"] == "8"
+    else:  # the same file, still cut short at the next look: Harvester is done with it, and it is broken
+        with pytest.raises(PilotFailure) as caught:
+            jobrequest.await_job(ctx, time.monotonic() + 60)
+        assert caught.value.error is PilotError.CONVERSIONFAILURE

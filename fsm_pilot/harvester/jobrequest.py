@@ -91,7 +91,7 @@ def _ask(ctx: Context) -> Found:
         beat(ctx)
         ctx.log.info("job requested from Harvester", request=str(directory(ctx) / JOB_REQUEST),
                      attempt=attempt, of=attempts, wait=wait)
-        found = _await(ctx, time.monotonic() + max(0.0, min(wait, _lifetime_left(ctx))))
+        found = await_job(ctx, time.monotonic() + max(0.0, min(wait, _lifetime_left(ctx))))
         if found is not None:
             return found
         if _lifetime_left(ctx) <= 0:
@@ -108,7 +108,7 @@ def _signature(ctx: Context) -> Signature | None:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def _await(ctx: Context, until: float) -> Found | None:
+def await_job(ctx: Context, until: float) -> Found | None:
     """Look for the job until ``until``: the job, an interruption, or None at the deadline."""
     bad: tuple[Signature | None, PilotFailure] | None = None
     while True:
@@ -118,6 +118,8 @@ def _await(ctx: Context, until: float) -> Found | None:
             signature = _signature(ctx)
             if bad is not None and bad[0] == signature:
                 raise  # the same file, still unreadable: Harvester is not writing it any more
+            if bad is None:
+                ctx.log.info("job file unreadable, read again at the next look", diag=exc.diag)
             bad, found = (signature, exc), Found(None, exc.diag)
         else:
             bad = None
