@@ -60,6 +60,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("getjob_requests", "FSM_PILOT_GETJOB_REQUESTS", 2.0,
            "getJob requests answered 'no jobs' before the pilot gives up", flags=("-v", "--getjobrequests")),
     Option("getjob_wait", "FSM_PILOT_GETJOB_WAIT", 30.0, "seconds between getJob requests answered 'no jobs'"),
+    Option("getjob_failures", "FSM_PILOT_GETJOB_FAILURES", 5.0,
+           "Harvester: job requests (worker_requestjob.json) left unanswered before the pilot gives up "
+           "(PUSH: 12 when 5, as Pilot 3)", flags=("-x", "--getjobfailures")),
+    Option("harvester_job_wait", "FSM_PILOT_HARVESTER_JOB_WAIT", 120.0,
+           "Harvester: seconds each job request waits for pandaJobData.out (Pilot 3's 120)"),
     Option("max_jobs", "FSM_PILOT_MAX_JOBS", 0.0, "jobs per pilot (0 = no limit: the timefloor decides)"),
     Option("blackhole_jobs", "FSM_PILOT_BLACKHOLE_JOBS", 3.0,
            "stop (exit 75) after this many jobs in a row failed within --blackhole-seconds"),

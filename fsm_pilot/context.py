@@ -52,6 +52,10 @@ class RunArgs:
     #: PandaIDs of the jobs taken, one per line, for the wrapper (--jobid-file)
     jobid_file: Path | None = None
     harvester_workdir: Path | None = None
+    #: Pilot 3's Harvester options: a data dir for pandaJobData.out; the other two only switch the mode on
+    harvester_datadir: Path | None = None
+    harvester_eventstatusdump: str = ""
+    harvester_workerattributes: str = ""
     no_proxy_check: bool = False
     no_cvmfs_check: bool = False
     no_server_update: bool = False

@@ -111,7 +111,7 @@ def _persist(ctx: Context) -> None:
 
 
 def _finish(ctx: Context) -> None:
-    """After the terminal state: tell Harvester the worker is done, close the server connection."""
+    """After the terminal state: flush, tell Harvester the worker is done (server and files), close."""
     from fsm_pilot.outbox import ATTEMPT_SECONDS, flush
     from fsm_pilot.server import worker_status
 
@@ -121,6 +121,9 @@ def _finish(ctx: Context) -> None:
     worker_status(ctx, "finished", within=0.3 if stopped else 10.0)
     if ctx.client is not None:
         ctx.client.close()
+    from fsm_pilot.harvester.worker import finished
+
+    finished(ctx)  # kill_worker last: Harvester may end the worker as soon as it sees it
 
 
 def run(ctx: Context) -> int:

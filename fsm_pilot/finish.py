@@ -20,26 +20,36 @@ from pathlib import Path
 from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import SIGNAL_ERRORS, PilotError, PilotFailure
 from fsm_pilot.failpoints import failpoint
+from fsm_pilot.harvester.mode import files_mode as harvester_files
 from fsm_pilot.job import FileSpec
 from fsm_pilot.jobstate import persist
 from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
 from fsm_pilot.reporting import STOPPING_UPDATE_SECONDS, heartbeat_if_due, update_fields
 from fsm_pilot.signals import name_of
-from fsm_pilot.storage import make_log_tarball, put_file, write_endpoint
+from fsm_pilot.storage import StagedFile, make_log_tarball, put_file, write_endpoint
 
 #: The pilot was told to stop: the final update may take this long, then it is left pending.
 FINAL_UPDATE_SECONDS = STOPPING_UPDATE_SECONDS
 
 
-def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
-    """Store one file and add it to the job's xml report; failures fail the job, not the pilot."""
+def _store(ctx: Context, spec: FileSpec, src: Path, activity: str, *, guid: str, within: Path | None) -> StagedFile:
+    """To the queue's storage endpoint; under Harvester with -z, to the access point for Harvester to store."""
+    if harvester_files(ctx):
+        from fsm_pilot.harvester.stageout import put
+
+        return put(ctx, src, spec.lfn, guid, ddm_endpoint=spec.ddm_endpoint or "", within=within)
     if not spec.scope:
         raise PilotFailure(PilotError.STAGEOUTFAILED, f"no scope for {spec.lfn}: cannot build its path")
     endpoint = write_endpoint(ctx.queuedata, ctx.storagedata, activity, spec.ddm_endpoint)
+    return put_file(src, endpoint, spec.scope, spec.lfn, guid, within=within)
+
+
+def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
+    """Store one file and add it to the job's xml report; failures fail the job, not the pilot."""
     guid = spec.guid or str(uuid.uuid4()).upper()
     # a payload's file must stay inside the job dir (no symlink out); the log tarball is the pilot's own
-    staged = put_file(src, endpoint, spec.scope, spec.lfn, guid, within=run.workdir if payload_file else None)
+    staged = _store(ctx, spec, src, activity, guid=guid, within=run.workdir if payload_file else None)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
                          "surl": staged.surl, "endpoint": staged.endpoint}
     persist(ctx, run, durable=True)

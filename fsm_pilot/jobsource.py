@@ -7,6 +7,7 @@ exit code (79 and 82).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,26 @@ class Found:
     interrupted: bool = False
 
 
-def job_file(ctx: Context) -> Path:
-    """--job-file, else ``pandaJobData.out`` in the Harvester workdir or the launch dir."""
+def job_files(ctx: Context) -> list[Path]:
+    """Where a pre-placed job may be, in order (Pilot 3's places).
+
+    --job-file alone when given; else ``pandaJobData.out`` in --harvester-datadir, or
+    else in the Harvester workdir or the launch dir; then ``HPCJobs.json`` (Harvester's
+    default job file name) in the Harvester workdir.
+    """
     if ctx.args.job_file is not None:
-        return ctx.args.job_file
-    return (ctx.args.harvester_workdir or ctx.args.launch_dir) / "pandaJobData.out"
+        return [ctx.args.job_file]
+    args = ctx.args
+    paths = [(args.harvester_datadir or args.harvester_workdir or args.launch_dir) / "pandaJobData.out"]
+    if args.harvester_workdir is not None:
+        paths.append(args.harvester_workdir / "HPCJobs.json")
+    return paths
+
+
+def job_file(ctx: Context) -> Path:
+    """The first of :func:`job_files` that exists, else the first of them."""
+    paths = job_files(ctx)
+    return next((p for p in paths if os.path.lexists(p)), paths[0])
 
 
 def uses_file(ctx: Context) -> bool:
@@ -56,6 +72,15 @@ def from_file(ctx: Context) -> Found:
         if panda_id not in ctx.taken:
             return Found(record, f"job {panda_id} taken from {path.name}")
     return Found(None, f"every job in {path} was taken")
+
+
+def next_job(ctx: Context) -> Found:
+    """The next job: Harvester's (asked for through files) in Harvester mode, else a pre-placed one or the server's."""
+    from fsm_pilot.harvester import jobrequest, mode
+
+    if mode.active(ctx):
+        return jobrequest.from_harvester(ctx)
+    return from_file(ctx) if uses_file(ctx) else from_server(ctx)
 
 
 def _ask(ctx: Context) -> Found | GetJobResult:

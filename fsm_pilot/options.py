@@ -21,8 +21,7 @@ WORKFLOWS = ("generic", "generic_hpc", "production", "production_hpc", "analysis
 
 #: Accepted for compatibility; logged as ignored when given.
 IGNORED_VALUED = (
-    "-x/--getjobfailures", "--harvester-datadir", "--harvester-eventstatusdump",
-    "--harvester-workerattributes", "--pilot-user", "-r/--resource", "-s/--site", "-L/--leasetime",
+    "--pilot-user", "-r/--resource", "-s/--site", "-L/--leasetime",
     "--country-group", "--allow-other-country",
     "--allow-same-user", "--use-https", "--cleanup", "--redirect-stdout", "--rucio-host",
     "--input-dir", "--input-destination-dir", "--use-rucio-traces", "--hpc-resource",
@@ -76,7 +75,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--output-dir", default="", help="ARC/NorduGrid: write output.list (lfn surl:checksum) here")
     add("--queuedata-url", default="", help="queuedata JSON: path or file:// URL ({pandaqueue} replaced)")
     add("--storagedata-url", default="", help="storage endpoints JSON: path or file:// URL")
-    add("--harvester-workdir", default="", help="Harvester work dir (where pandaJobData.out is)")
+    add("--harvester-workdir", default="", help="Harvester's access point: the files are exchanged here")
+    add("--harvester-datadir", default="", help="where Harvester places pandaJobData.out")
+    add("--harvester-eventstatusdump", default="", help="as in Pilot 3: with -z, only switches Harvester mode on")
+    add("--harvester-workerattributes", default="", help="as in Pilot 3: with -z, only switches Harvester mode on")
     add("--job-file", default="", help="pre-placed job definition (default: pandaJobData.out)")
     add("--jobid-file", default="", help="append each job's PandaID here (default pandaIDs.out in the launch dir; "
         "pilot3/pilot.py gives pilot3/pandaIDs.out, where the production wrapper reads it)")
@@ -139,6 +141,9 @@ def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
         job_file=Path(ns.job_file).absolute() if ns.job_file else None,
         jobid_file=Path(ns.jobid_file).absolute() if ns.jobid_file else launch / "pandaIDs.out",
         harvester_workdir=Path(ns.harvester_workdir).absolute() if ns.harvester_workdir else None,
+        harvester_datadir=Path(ns.harvester_datadir).absolute() if ns.harvester_datadir else None,
+        harvester_eventstatusdump=ns.harvester_eventstatusdump,
+        harvester_workerattributes=ns.harvester_workerattributes,
         no_proxy_check=ns.noproxyverification,
         no_cvmfs_check=ns.nocvmfs,
         no_server_update=ns.noserverupdate,

@@ -1,4 +1,4 @@
-"""Reporting job states to the server (or to heartbeat.json with -z), and acting on its replies.
+"""Reporting job states to the server (with -z: to Harvester's files or heartbeat.json), acting on replies.
 
 PanDA expects ``starting``, then ``running`` with a heartbeat every
 ``heartbeat_interval`` seconds, then the final ``finished``/``failed`` with the
@@ -72,17 +72,33 @@ def act_on(ctx: Context, run: JobRun, commands: tuple[str, ...]) -> None:
         ctx.log.warning("server command: kill the job", panda_id=run.panda_id, command="tobekilled")
 
 
+def _to_file(ctx: Context, run: JobRun, state: str, fields: dict[str, object], final: bool) -> bool:
+    """Without a server: ``worker_attributes.json`` for Harvester, else ``heartbeat.json`` in the pilot dir."""
+    from fsm_pilot.harvester import mode
+
+    if mode.files_mode(ctx):
+        from fsm_pilot.harvester.workreport import publish
+
+        return publish(ctx, run, state, fields, final)
+    if ctx.pilot_dir is not None:
+        write_json_atomic(ctx.pilot_dir / "heartbeat.json", fields)
+    return True
+
+
 def send_update(ctx: Context, run: JobRun, state: str, *, final: bool = False,
                 within: float | None = None) -> bool:
     """Report ``state``; True when the server (or heartbeat.json) took it. Never raises."""
+    from fsm_pilot.harvester import mode
     from fsm_pilot.panda import Interrupted
 
     fields = update_fields(ctx, run, state, final)
     run.last_update = time.monotonic()
-    if not reports(ctx):  # -z, or no server at all: Pilot 3's heartbeat.json instead
-        if ctx.pilot_dir is not None:
-            write_json_atomic(ctx.pilot_dir / "heartbeat.json", fields)
-        return True
+    if mode.active(ctx):
+        from fsm_pilot.harvester.workreport import beat
+
+        beat(ctx)
+    if not reports(ctx):  # -z, or no server at all: Harvester's files, else Pilot 3's heartbeat.json
+        return _to_file(ctx, run, state, fields, final)
     if run.stop_reporting:
         return False
     if ctx.signals.first is not None:  # told to stop: be gone in a second; what is not sent waits on disk

@@ -1,4 +1,4 @@
-"""GETJOB: take the next job, from a pre-placed file (PUSH) or from the server (PULL), each job once."""
+"""GETJOB: take the next job, from a pre-placed file (PUSH), the server (PULL) or Harvester, each job once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import job_identity
 from fsm_pilot.jobids import record_job_id
-from fsm_pilot.jobsource import from_file, from_server, uses_file
+from fsm_pilot.jobsource import next_job
 from fsm_pilot.outbox import flush
 
 
@@ -27,7 +27,7 @@ def step(ctx: Context) -> Outcome:
     flush(ctx)  # undelivered final updates of earlier jobs go first
     started = time.monotonic()
     try:
-        found = from_file(ctx) if uses_file(ctx) else from_server(ctx)
+        found = next_job(ctx)
         identity = job_identity(found.record) if found.record is not None else None
     except PilotFailure as exc:
         return "fail", Reason(f"job definition unusable: {exc.diag}", exc.error)

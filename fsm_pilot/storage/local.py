@@ -140,6 +140,23 @@ def _verify(dest: Path, want: tuple[int, str]) -> None:
         )
 
 
+def put_path(src: Path, dest: Path, *, within: Path | None = None) -> tuple[int, str]:
+    """Copy ``src`` to the plain local path ``dest`` and verify it; return (size, adler32).
+
+    For a destination that is no storage endpoint: Harvester's access point,
+    from where Harvester stages the file out itself.
+    """
+    source = _check_source(src, within)
+    want = size_and_adler32(source)
+    try:
+        if not _already_there(dest, want):
+            _write_atomically(source, dest)
+    except OSError as exc:
+        raise PilotFailure(PilotError.STAGEOUTFAILED, f"cannot write {dest}: {exc}") from exc
+    _verify(dest, want)
+    return want
+
+
 def put_file(
     src: Path,
     endpoint: Endpoint,
