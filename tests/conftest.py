@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from tests.pilotrun import stop_leftovers
 from tests.pilotserver import Dispatcher
 from tests.storage_helpers import Storage, load
+from tests.xrootd_se import StorageElement
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +68,17 @@ def cleanup() -> Iterator[list[psutil.Process]]:
         with contextlib.suppress(psutil.NoSuchProcess):
             if proc.is_running() and not all_gone([proc.pid]):
                 proc.kill()
+
+
+@pytest.fixture
+def storage_element() -> Iterator[StorageElement]:
+    """A real XRootD storage element on 127.0.0.1 (root://, davs://, ...), stopped by PID at teardown."""
+    from tests import xrootd_se
+
+    why = xrootd_se.missing()
+    if why is not None:
+        pytest.skip(why)
+    se = xrootd_se.start(xrootd_se.traversable_base())
+    yield se
+    se.stop()
+    shutil.rmtree(se.root, ignore_errors=True)
