@@ -20,7 +20,8 @@ from fsm_pilot.machine import STATES, TRANSITIONS
 def states_markdown() -> str:
     """One row per state: its step module and what it does."""
     rows = ["| state | step | what it does |", "|---|---|---|"]
-    rows += [f"| {s.name} | {f'`fsm_pilot/states/{s.step}.py`' if s.step else '(terminal)'} | {s.doc} |" for s in STATES]
+    steps = [f"`fsm_pilot/states/{s.step}.py`" if s.step else "(terminal)" for s in STATES]
+    rows += [f"| {s.name} | {step} | {s.doc} |" for s, step in zip(STATES, steps)]
     return "\n".join(rows) + "\n"
 
 

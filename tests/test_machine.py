@@ -37,7 +37,8 @@ def test_unknown_guard_is_caught() -> None:
 
 def test_unresolvable_step_is_caught() -> None:
     states = tuple(replace(s, step="no_such_module") if s.name == "RUNNING" else s for s in STATES)
-    assert "state RUNNING: step 'no_such_module' does not resolve to fsm_pilot.states.<module>.step" in _problems(states)
+    expected = "state RUNNING: step 'no_such_module' does not resolve to fsm_pilot.states.<module>.step"
+    assert expected in _problems(states)
 
 
 def test_unreachable_state_is_caught() -> None:
