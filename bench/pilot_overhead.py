@@ -89,7 +89,7 @@ def pilot_per_job(server: Dispatcher, root: Path, n: int) -> tuple[float, list[f
     entries = [r["time"] for r in records if r["dest"] == "GETJOB"]
     ran = [r["time"] for r in records if r["dest"] == "RUNNING"]
     left = [r["time"] for r in records if r["source"] == "RUNNING"]
-    per_job = [b - a - (done - began) for a, b, began, done in zip(entries, entries[1:], ran, left, strict=False)]
+    per_job = [b - a - (done - began) for a, b, began, done in zip(entries, entries[1:], ran, left)]
     return entries[0] - spawned, per_job
 
 

@@ -18,7 +18,6 @@ Usage: python bench/replay_throughput.py [--lines 1000000] [--keep]
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -70,7 +69,7 @@ def records(jobs: int) -> Iterator[dict[str, Any]]:
                 "reason": {"text": text, "error": None, "error_name": None, "signal": None}, "ok": True,
                 "error": None}
 
-    for source, dest in itertools.pairwise(SETUP[:-1]):
+    for source, dest in zip(SETUP[:-2], SETUP[1:-1]):
         yield record("next", source, dest, None, text=f"{source.lower()} done")
     yield record("next", "CLEANUP", "GETJOB", None, text="ready for the first job",
                  guards=_next_job_guards(0, 2.0, False)[3:])

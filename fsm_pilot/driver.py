@@ -72,7 +72,7 @@ def _signal_outcome(ctx: Context) -> Outcome | None:
     if signum is None:
         return None
     first = ctx.signals.first
-    also = "" if first in (None, signum) else f" (after {name_of(first)}, which decides the exit code)"
+    also = "" if first is None or first == signum else f" (after {name_of(first)}, which decides the exit code)"
     return "abort", Reason(f"received {name_of(signum)}{also}", signal=first)
 
 

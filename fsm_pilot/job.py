@@ -15,7 +15,7 @@ import json
 import re
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, Optional
 
 from fsm_pilot.errors import PilotError, PilotFailure
 
@@ -45,8 +45,8 @@ _INPUT_COLUMNS = (*_INPUT_ATTRS, "dispatchDBlockToken", "prodDBlockToken")
 _OUTPUT_ATTRS = ("scopeOut", "realDatasets", "ddmEndPointOut", "destinationDblock", "fileDestinationSE")
 _OUTPUT_COLUMNS = (*_OUTPUT_ATTRS, "destinationDBlockToken", "dispatchDBlockTokenForOut")
 
-Column = list[str | None]
-Row = dict[str, str | None]
+Column = list[Optional[str]]
+Row = dict[str, Optional[str]]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -63,7 +63,7 @@ def _show(value: str) -> str:
     return _clip(repr(value), _SHOWN_NAME_CHARS)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Checksum:
     """A file checksum in the form PanDA and Rucio compare: lowercase hex, fixed width."""
 
@@ -92,11 +92,12 @@ class Checksum:
         return cls(kind=kind, value=digits)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class FileSpec:
     """One input, output or log file; ``lfn`` is a checked single path component."""
 
     lfn: str
+    role: Role
     scope: str | None = None
     guid: str | None = None
     fsize: int | None = None
@@ -104,22 +105,21 @@ class FileSpec:
     dataset: str | None = None
     ddm_endpoint: str | None = None
     storage_token: str | None = None
-    role: Role
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class JobIdentity:
     """What is needed to report a job and ship its log even if its definition is rejected."""
 
     panda_id: int
+    log: FileSpec
     #: as the job gave it (any integer); None when it is no integer: reports then go without one
     attempt_nr: int | None = 0
-    log: FileSpec
     #: why the job's attemptNr cannot be reported, when it cannot
     attempt_problem: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Job:
     """A validated job definition; ``fields`` keeps every normalized field for the rest."""
 
@@ -156,7 +156,7 @@ def _as_text(value: object) -> str | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-    elif isinstance(value, bool | int):
+    elif isinstance(value, int):  # bool too
         text = str(value)
     elif isinstance(value, float):
         text = str(int(value)) if value.is_integer() else repr(value)
@@ -331,7 +331,7 @@ def _parse_inputs(fields: Mapping[str, str]) -> tuple[FileSpec, ...]:
     lfns = _names(fields, "inFiles")
     _check_names(lfns, "input", "inFiles")
     columns = {key: _column(fields, key, "inFiles", len(lfns)) for key in _INPUT_COLUMNS}
-    return tuple(_input_spec(lfn, row) for lfn, row in zip(lfns, _rows(columns, len(lfns)), strict=True))
+    return tuple(_input_spec(lfn, row) for lfn, row in zip(lfns, _rows(columns, len(lfns))))
 
 
 def _output_spec(lfn: str, row: Row, role: Role, scope: str | None) -> FileSpec:
@@ -354,7 +354,7 @@ def _parse_outputs(fields: Mapping[str, str], log_name: str) -> tuple[tuple[File
     rows = _rows(columns, len(lfns))
     outputs = tuple(
         _output_spec(lfn, row, "output", row["scopeOut"])
-        for index, (lfn, row) in enumerate(zip(lfns, rows, strict=True))
+        for index, (lfn, row) in enumerate(zip(lfns, rows))
         if index != log_index
     )
     log_row: Row = rows[log_index] if log_index is not None else dict.fromkeys(_OUTPUT_COLUMNS)

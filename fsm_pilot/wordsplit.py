@@ -137,5 +137,7 @@ def _decode(parts: list[str | None], group: int, transform: Callable[[str], str]
     if not distinct:
         return
     decoded = transform((joint * width).join(distinct)).split(joint)
-    table: dict[str | None, str | None] = dict(zip(distinct, decoded, strict=True))
+    if len(decoded) != len(distinct):  # the ValueError zip(strict=True) would raise (3.10+)
+        raise ValueError(f"decoding turned {len(distinct)} parts into {len(decoded)}")
+    table: dict[str | None, str | None] = dict(zip(distinct, decoded))
     parts[group::_STRIDE] = map(table.get, column, column)

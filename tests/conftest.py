@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fsm_pilot.logsetup import LOGGER_NAME
 from tests.pilotrun import stop_leftovers
 from tests.pilotserver import Dispatcher
 from tests.storage_helpers import Storage, load
@@ -22,6 +24,18 @@ def _no_leftover_pilots() -> Iterator[None]:
     """Stop any pilot a test started and did not finish (a failing test must not leave one running)."""
     yield
     stop_leftovers()
+
+
+@pytest.fixture(autouse=True)
+def _pilot_logger_restored() -> Iterator[None]:
+    """Undo an in-process logsetup.configure(): it stops fsm_pilot records reaching the root logger, where
+    caplog listens under pytest 8 (the newest release on 3.9; pytest 9 also hooks non-propagating loggers)."""
+    base = logging.getLogger(LOGGER_NAME)
+    propagate, level, handlers = base.propagate, base.level, list(base.handlers)
+    yield
+    base.propagate = propagate
+    base.setLevel(level)
+    base.handlers[:] = handlers
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def all_gone(pids: list[int]) -> bool:
 
     def dead(pid: int) -> bool:
         try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)  # the stubs' status type needs 3.10
         except psutil.NoSuchProcess:
             return True
     return all(dead(p) for p in pids)

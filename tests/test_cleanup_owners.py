@@ -119,7 +119,7 @@ def vanish_after_listing(monkeypatch: pytest.MonkeyPatch, listed: Path, victim: 
     fired: list[bool] = []
 
     def scandir(path: Any) -> Any:
-        if fired or not isinstance(path, str | os.PathLike) or Path(path) != listed:
+        if fired or not isinstance(path, (str, os.PathLike)) or Path(path) != listed:
             return real(path)
         fired.append(True)
         with real(str(path)) as listing:
@@ -175,7 +175,7 @@ def test_permission_denied_is_recorded_and_the_rest_goes_on(launch: Path, now: f
     real = os.scandir
 
     def scandir(path: Any) -> Any:  # tests may run as root, where chmod 000 denies nothing
-        if isinstance(path, str | os.PathLike) and Path(path) == locked / "private":
+        if isinstance(path, (str, os.PathLike)) and Path(path) == locked / "private":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 

@@ -347,7 +347,8 @@ def test_scope_out_may_cover_the_log(tmp_path: Path) -> None:
 
 def test_log_first_in_outfiles(tmp_path: Path) -> None:
     values = ["sa,sb", "dl,da,db", "E1,E2,E3", "x,y,z", "S,S,S", "t,u,v", "N,N,N"]
-    lists = dict(zip(OUTPUT_COLUMNS, values, strict=True))
+    assert len(values) == len(OUTPUT_COLUMNS)
+    lists = dict(zip(OUTPUT_COLUMNS, values))
     job = load(tmp_path, {"outFiles": "job.log.tgz,a.root,b.root", **lists})
     summary = [(f.lfn, f.scope, f.dataset, f.ddm_endpoint, f.storage_token, f.guid) for f in job.outputs]
     assert summary == [("a.root", "sa", "da", "E2", "u", None), ("b.root", "sb", "db", "E3", "v", None)]

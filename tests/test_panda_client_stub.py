@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import requests
@@ -58,7 +58,7 @@ class Seen:
         return json.loads(self.body)
 
 
-Reply = Canned | Callable[[Seen], Canned]
+Reply = Union[Canned, Callable[[Seen], Canned]]
 
 
 @dataclass

@@ -251,7 +251,7 @@ def test_malformed_token_never_leaks(case: str) -> None:
     # Nothing chained either: decoding errors keep the decoded text in their attributes.
     assert caught.value.__context__ is None
     assert caught.value.__cause__ is None
-    rendered = "".join(traceback.format_exception(caught.value))
+    rendered = "".join(traceback.format_exception(type(caught.value), caught.value, caught.value.__traceback__))
     assert SECRET not in rendered
     for part in filter(None, token.split(".")):
         assert part not in rendered

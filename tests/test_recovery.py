@@ -41,7 +41,7 @@ def _finals(server: Dispatcher, panda_id: int) -> list[dict[str, object]]:
 
 def _stopped(proc: subprocess.Popen[str]) -> bool:
     try:
-        return psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+        return bool(psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED)  # the stubs' status type needs 3.10
     except psutil.NoSuchProcess:
         return False
 

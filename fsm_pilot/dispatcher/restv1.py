@@ -121,7 +121,7 @@ def get_job_status(svc: Service, req: Request, p: dict[str, Any]) -> dict[str, A
         _check("job_ids", value, INT)
     data = [{"job_id": s.panda_id, "status": s.status, "attempt_number": s.attempt} if s else
             {"job_id": asked, "status": "not found", "attempt_number": 0}
-            for asked, s in zip(ids, svc.store.statuses(ids), strict=True)]
+            for asked, s in zip(ids, svc.store.statuses(ids))]
     return envelope(True, "", data)
 
 

@@ -63,7 +63,7 @@ def _number(value: object) -> float | None:
     """A queuedata number given as int, float or text; None when absent or not a number."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else None
     try:
         number = float(str(value).strip())

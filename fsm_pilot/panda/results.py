@@ -104,7 +104,7 @@ def status_map(reply: Reply, ids: Sequence[int], text: str) -> dict[int, str]:
     states = str(reply.fields.get("status", "")).split("+")
     if len(states) != len(ids):
         raise communication_failure(f"getStatus reply has {len(states)} states for {len(ids)} ids", text)
-    return {int(job_id): state for job_id, state in zip(ids, states, strict=True)}
+    return {int(job_id): state for job_id, state in zip(ids, states)}
 
 
 def _v1_statuses(data: object, text: str) -> dict[int, str]:

@@ -83,7 +83,8 @@ def mutated(draw: st.DrawFn, bases: list[dict[str, Any]], values: st.SearchStrat
 
 
 def job_definitions() -> st.SearchStrategy[dict[str, Any]]:
-    return mutated(base_jobs(), hostile())
+    strategy: st.SearchStrategy[dict[str, Any]] = mutated(base_jobs(), hostile())  # composite's typing needs 3.10
+    return strategy
 
 
 def queuedata_documents() -> st.SearchStrategy[Any]:

@@ -86,7 +86,7 @@ class Fleet:
             if during is not None:
                 during(procs)
             wait_all(procs, timeout=max(30.0, deadline - time.monotonic()))
-            for proc, launch in zip(procs, self.launches, strict=True):
+            for proc, launch in zip(procs, self.launches):
                 self.book.run()
                 check_pilot(self.book, proc, launch, f"wave {self.waves} {launch.name} (pid {proc.pid})")
         return self.waves
