@@ -121,4 +121,4 @@ def test_modules_needing_dependencies_import_on_oldest_python(imported: dict[str
     if unjudged:
         missing = ", ".join(sorted(set(unjudged.values())))
         pytest.skip(f"{imported['python']} lacks {missing}: {len(unjudged)} modules not import-checked "
-                    "(set FSM_PILOT_COMPAT_PYTHON to a venv of it with the runtime dependencies)")
+                    "here (tests/test_dist.py imports them all from the tarball, vendored dependencies included)")
