@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+if any(shutil.which(tool) is None for tool in ("bash", "curl", "which")):
+    pytest.skip("the production wrapper needs bash, curl and which (apt-get install curl)", allow_module_level=True)
 
 from tests.deploy_env import FIXTURES, Node, build_tarball, interpreters, make_node, pilot_exit_status
 from tests.pilotrun import all_gone, wait_for
