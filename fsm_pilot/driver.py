@@ -12,7 +12,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 
-from fsm_pilot import machine
+from fsm_pilot import endings, machine
 from fsm_pilot.context import Context, Outcome
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason, exit_code
@@ -146,5 +146,6 @@ def run(ctx: Context) -> int:
     ctx.translog.close()
     _finish(ctx)
     code = exit_code(pilot.state, reason)
-    ctx.log.info("pilot finished", state=pilot.state, reason=reason.text, exit_code=code)
+    log = getattr(ctx.log, endings.level(code))
+    log("pilot finished", state=pilot.state, reason=reason.text, exit_code=code, advice=endings.advice(code))
     return code

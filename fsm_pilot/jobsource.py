@@ -109,10 +109,12 @@ def from_server(ctx: Context) -> Found:
             return result
         if result.kind == "job" and result.job is not None:
             return Found(dict(result.job), f"job {result.job.get('PandaID')} from the server")
-        ctx.log.info("no job from the server", attempt=attempt, of=tries, kind=result.kind,
+        wait = ctx.setting("getjob_wait")
+        then = f"asking again in {wait:g} s ({attempt + 1}/{tries})" if attempt < tries else "no more requests"
+        ctx.log.info(f"no job from the server; {then}", attempt=attempt, of=tries, kind=result.kind,
                      status=result.status, message=result.message)
         refused = f"StatusCode {result.status} {result.message}" if result.kind == "refused" else ""
-        if attempt < tries and ctx.signals.sleep(ctx.setting("getjob_wait")):
+        if attempt < tries and ctx.signals.sleep(wait):
             return Found(None, "interrupted by a signal", interrupted=True)
     if refused:
         return Found(None, f"getJob refused: {refused}", PilotError.COMMUNICATIONFAILURE)
