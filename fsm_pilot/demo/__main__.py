@@ -110,7 +110,33 @@ def main() -> int:
     print(f"stored files under {root / 'storage'}:")
     for path in sorted(p for p in (root / "storage").rglob("*") if p.is_file()):
         print("  ", path.relative_to(root))
+    print(what_next(root, ids))
     return code
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current dir when it is below it (shorter to paste)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def what_next(root: Path, ids: list[int]) -> str:
+    """Ready-to-paste commands for the run just made: replay, highlighted diagram, the server's view."""
+    beside = Path(sys.executable).parent / "fsm-pilot"
+    tool = _shown(beside) if beside.exists() else f"{sys.executable} -m fsm_pilot"
+    [pilot_dir] = sorted((root / "launch").glob("Panda_Pilot_*"))[-1:] or [root / "launch"]
+    translog, db = _shown(pilot_dir / "transitions.jsonl"), _shown(root / "dispatcher.db")
+    return "\n".join([
+        "", "what next:",
+        f"  transition log: {translog}",
+        f"  pilot log:      {_shown(pilot_dir / 'pilot.log')}",
+        f"  {tool} replay {translog}",
+        f"  {tool} diagram --format mermaid --highlight {translog}",
+        f"  {tool} dispatcher --db {db} --port 25443 &   # the demo's server again, with its jobs",
+        f"  {tool} status --url http://127.0.0.1:25443 {' '.join(map(str, ids))}",
+    ])
 
 
 if __name__ == "__main__":
