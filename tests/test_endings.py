@@ -38,3 +38,12 @@ def test_each_wait_for_a_job_is_logged_with_what_comes_next(tmp_path: Path, disp
     assert "no job from the server; no more requests" in err
     [line] = [x for x in err.splitlines() if "pilot finished" in x]
     assert re.search(r"\[info +\] pilot finished", line), line
+
+
+def test_queuedata_from_a_server_that_is_down_is_71_as_in_pilot_3(tmp_path: Path) -> None:
+    """Pilot 3 downloads queuedata before any server call and exits 71 (QueuedataFailure) when it cannot;
+    79 is for the PanDA server itself (getJob, updates), as the test above shows."""
+    code, err = finish(pilot(_launch(tmp_path / "p"), f"http://127.0.0.1:{free_port()}", "--update-timeout", "1"))
+    assert code == 71, err
+    [line] = [x for x in err.splitlines() if "pilot finished" in x]
+    assert re.search(r"\[error +\] pilot finished", line) and "queuedata could not be fetched" in line, line
