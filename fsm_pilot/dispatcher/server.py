@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -81,17 +82,54 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def db_problem(db: Path) -> str | None:
+    """Why ``db`` cannot be the dispatcher's database (its directory must exist; a file must be SQLite)."""
+    if db.is_dir():
+        return f"--db {db} is a directory: give a file name in it"
+    if not db.parent.is_dir():
+        return f"--db {db}: directory {db.parent} does not exist (create it first)"
+    if db.exists():
+        try:
+            with db.open("rb") as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            return f"--db {db} cannot be read: {exc.strerror}"
+        if head and head != SQLITE_MAGIC:
+            return f"--db {db} is not an SQLite database"
+    return None
+
+
+def _remove_created(db: Path, storage_dir: Path, had_storage_dir: bool) -> None:
+    """After a failed start: remove the database files and storage dir this start created (nothing else)."""
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        path.unlink(missing_ok=True)
+    if not had_storage_dir and storage_dir.is_dir() and not any(storage_dir.iterdir()):
+        storage_dir.rmdir()
+
+
 def run(db: Path, host: str, port: int, *, queuedata: Sequence[Path], storagedata: Path | None,
         storage_dir: Path, policy: Policy | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it cannot start."""
-    store = Store(db, policy)
+    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it cannot start (having created nothing)."""
+    problem = db_problem(db)
+    if problem is not None:
+        print(f"dispatcher: {problem}", file=sys.stderr)
+        return 1
+    new_db, had_storage_dir = not db.exists(), storage_dir.exists()
+    store: Store | None = None
     try:
+        store = Store(db, policy)
         load_config(store, queuedata, storagedata, storage_dir)
         server = Server(host, port, make_handler(Service.open(store)), tick=store.expire,
                         tick_interval=store.policy.check_interval)
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, OSError, sqlite3.Error) as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
-        store.close()
+        if store is not None:
+            store.close()
+        if new_db:
+            _remove_created(db, storage_dir, had_storage_dir)
         return 1
     try:
         server.install_signals()

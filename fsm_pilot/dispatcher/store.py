@@ -91,7 +91,6 @@ class Store:
                  clock: Callable[[], float] = time.time) -> None:
         self.policy = policy or expiry.Policy()
         self.clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
