@@ -116,20 +116,21 @@ def test_registry_names() -> None:
     assert [getattr(COPYTOOLS[name], "executable", None) for name in ("gfal", "gfalcopy")] == ["gfal-copy"] * 2
 
 
-@pytest.mark.parametrize(("code", "output", "error"), [
-    (errno.ETIMEDOUT, "", PilotError.STAGEINTIMEOUT),
-    (1, "Connection timeout after 60 s", PilotError.STAGEINTIMEOUT),
-    (1, "[ERROR] failed xrdadler32", PilotError.GETADMISMATCH),
-    (1, "Source and destination adler32 does not match the checksum", PilotError.GETADMISMATCH),
-    (1, "md5 value does not match the checksum", PilotError.GETMD5MISMATCH),
-    (54, "[3011] No such file or directory", PilotError.MISSINGINPUTFILE),
-    (1, "Could not establish context", PilotError.NOPROXY),
-    (1, "write failed: No space left on device", PilotError.NOLOCALSPACE),
-    (2, "something else", PilotError.STAGEINFAILED),
+@pytest.mark.parametrize(("tool", "code", "output", "error"), [
+    ("gfal", errno.ETIMEDOUT, "", PilotError.STAGEINTIMEOUT),
+    ("tool", errno.ETIMEDOUT, "", PilotError.STAGEINFAILED),  # an errno exit code means something for gfal only
+    ("tool", 1, "Connection timeout after 60 s", PilotError.STAGEINTIMEOUT),
+    ("tool", 1, "[ERROR] failed xrdadler32", PilotError.GETADMISMATCH),
+    ("tool", 1, "Source and destination adler32 does not match the checksum", PilotError.GETADMISMATCH),
+    ("tool", 1, "md5 value does not match the checksum", PilotError.GETMD5MISMATCH),
+    ("tool", 54, "[3011] No such file or directory", PilotError.MISSINGINPUTFILE),
+    ("tool", 1, "Could not establish context", PilotError.NOPROXY),
+    ("tool", 1, "write failed: No space left on device", PilotError.NOLOCALSPACE),
+    ("tool", 2, "something else", PilotError.STAGEINFAILED),
 ])
-def test_tool_failure_codes(code: int, output: str, error: PilotError) -> None:
-    """Pilot 3's resolve_common_transfer_errors, in its order."""
-    assert tool_failure("tool", code, output).error == error
+def test_tool_failure_codes(tool: str, code: int, output: str, error: PilotError) -> None:
+    """Pilot 3's texts of resolve_common_transfer_errors still mean what they meant there."""
+    assert tool_failure(tool, code, output).error == error
 
 
 def test_tool_failure_diag() -> None:

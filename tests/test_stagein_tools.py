@@ -124,7 +124,7 @@ def test_rucio_download(storage: Storage, job: Path, fake_bin: Path) -> None:
 
 
 @pytest.mark.parametrize("case", [
-    ("fail", PilotError.STAGEINFAILED, "[3010] Unable to open file; permission denied"),
+    ("fail", PilotError.STAGEINAUTHENTICATIONFAILURE, "[3010] Unable to open file; permission denied"),
     ("missing", PilotError.MISSINGINPUTFILE, "[3011] No such file or directory"),
 ])
 def test_external_tool_fails(
