@@ -32,9 +32,9 @@ def _down(se: StorageElement, scheme: str, path: str, dest: Path, checksum: str 
           **env: str) -> tuple[str, ...]:
     """The argv the pilot's xrdcp (root) or gfal (other schemes) copytool would run for a download."""
     if scheme == "xrdcp":
-        extra = ("--cksum", f"adler32:{checksum}", "--rm-bad-cksum") if checksum else ()
-        return ("xrdcp", "--nopbar", "--force", *extra, _url(se, "root", path), str(dest))
-    extra = ("--checksum", f"adler32:{checksum}") if checksum else ()
+        cksum: tuple[str, ...] = ("--cksum", f"adler32:{checksum}", "--rm-bad-cksum") if checksum else ()
+        return ("xrdcp", "--nopbar", "--force", *cksum, _url(se, "root", path), str(dest))
+    extra: tuple[str, ...] = ("--checksum", f"adler32:{checksum}") if checksum else ()
     return (*GFAL, *extra, _url(se, scheme, path), f"file://{dest}")
 
 

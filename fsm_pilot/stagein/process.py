@@ -27,6 +27,8 @@ from fsm_pilot.stagein.toolenv import tool_environment
 if TYPE_CHECKING:
     from fsm_pilot.stagein.resolve import Replica
 
+__all__ = ["ArgvBuilder", "CommandTool", "Finished", "ToolRun", "start_tool", "tool_failure"]
+
 #: Builds a tool's argv from (its executable's path, the replica, the destination file, the timeout in s).
 ArgvBuilder = Callable[[str, "Replica", Path, float], list[str]]
 
