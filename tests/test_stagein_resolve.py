@@ -12,6 +12,7 @@ import pytest
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.stagein import COPYTOOLS, copytool_names, get_copytool, resolve_replica
 from fsm_pilot.stagein.process import tool_failure
+from fsm_pilot.stagein.resolve import resolve_source
 from fsm_pilot.storage import deterministic_path
 from tests.storage_helpers import Storage
 from tests.test_stagein_helpers import SCOPE, job_dir, put_replica, run, spec_for, use_copytools
@@ -21,11 +22,13 @@ LFN = "HITS.999._000001.pool.root.1"
 
 
 def _second_endpoint(storage: Storage, name: str, path: Path) -> None:
+    """Another file:// endpoint the queue reads locally (astorages read_lan)."""
     entry = copy.deepcopy(storage[1]["LOCAL_DISK"])
     entry["name"] = name
     for protocols in entry["arprotocols"].values():
         protocols[0]["path"] = str(path)
     storage[1][name] = entry
+    storage[0]["astorages"]["read_lan"].append(name)
 
 
 def test_replica_url_and_path(storage: Storage) -> None:
@@ -139,3 +142,44 @@ def test_tool_failure_diag() -> None:
     assert failure.diag.endswith("x [0mend")
     assert len(failure.diag) < 400
     assert tool_failure("cp", 1, "").diag == "cp exited with code 1"
+
+
+def _remote_endpoint(storage: Storage, activity: str, *urls: str) -> None:
+    """LOCAL_DISK's read protocols for ``activity`` become ``urls`` (a CRIC-style list, in priority order)."""
+    storage[1]["LOCAL_DISK"]["arprotocols"][activity] = [
+        {"endpoint": url, "path": "/atlas/data", "flavour": "XROOTD"} for url in urls]
+
+
+def test_each_copytool_takes_the_first_protocol_it_reads(storage: Storage) -> None:
+    """Pilot 3's get_preferred_replica: CRIC's protocol order first, the copytool's schemes filter."""
+    _remote_endpoint(storage, "read_lan", "davs://se.example:443", "root://se.example:1094")
+    source = resolve_source(spec_for(LFN, DATA), *storage[:2])
+    path = deterministic_path(SCOPE, LFN)
+    assert source.domain == "lan"
+    assert source.replica("xrdcp", COPYTOOLS["xrdcp"].schemes).url == f"root://se.example:1094/atlas/data/{path}"
+    assert source.replica("gfal", COPYTOOLS["gfal"].schemes).url == f"davs://se.example:443/atlas/data/{path}"
+    with pytest.raises(PilotFailure) as failure:
+        source.replica("cp", frozenset({"file"}))
+    assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
+
+
+def test_an_endpoint_the_queue_does_not_read_locally_is_read_over_wan(storage: Storage) -> None:
+    """Not in astorages read_lan: read_wan protocols, and (Pilot 3's remote schemes) never davs."""
+    storage[0]["astorages"]["read_lan"] = ["SOMEWHERE_ELSE"]
+    _remote_endpoint(storage, "read_wan", "davs://se.example:443", "https://se.example:443")
+    source = resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert source.domain == "wan"
+    assert source.replica("gfal", frozenset({"davs", "https", "root"})).url.startswith("https://se.example:443/")
+    del storage[1]["LOCAL_DISK"]["arprotocols"]["read_wan"]
+    with pytest.raises(PilotFailure) as failure:
+        resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
+
+
+@pytest.mark.parametrize("protocols", ["root://x", [{"endpoint": 3, "path": "/p"}], [{"endpoint": "root://x",
+                                                                                     "path": "/a/../b"}]])
+def test_bad_protocol_lists_are_queuedatanotok(storage: Storage, protocols: Any) -> None:
+    storage[1]["LOCAL_DISK"]["arprotocols"]["read_lan"] = protocols
+    with pytest.raises(PilotFailure) as failure:
+        resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert failure.value.error == PilotError.QUEUEDATANOTOK

@@ -161,7 +161,7 @@ def test_scheme_the_copytool_cannot_read(storage: Storage, job: Path) -> None:
     with pytest.raises(PilotFailure) as failure:
         run(job, [spec_for(LFN, DATA)], storage)
     assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
-    assert "cp cannot read root://localhost" in failure.value.diag
+    assert "copytool cp (file) cannot read" in failure.value.diag and "root://localhost" in failure.value.diag
 
 
 def _fifo_replica(storage: Storage) -> Path:
