@@ -81,9 +81,9 @@ class StageInReport:
         return sum(item.copytool is not None for item in self.files)
 
 
-def stagein_timeout(fsize: int | None) -> float:
-    """Seconds one copy may take: Pilot 3's ``min(300 + size / 1 MB/s, 3 h)``; 300 when the size is unknown."""
-    return float(min(_TIMEOUT_BASE + (fsize or 0) // _TIMEOUT_BYTES_PER_SECOND, _TIMEOUT_MAX))
+def stagein_timeout(fsize: int | None, base: float = _TIMEOUT_BASE) -> float:
+    """Seconds one copy may take: Pilot 3's ``min(300 + size / 1 MB/s, 3 h)``; ``base`` when the size is unknown."""
+    return float(min(base + (fsize or 0) // _TIMEOUT_BYTES_PER_SECOND, _TIMEOUT_MAX))
 
 
 @dataclass(frozen=True)
