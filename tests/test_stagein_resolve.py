@@ -156,7 +156,7 @@ def test_each_copytool_takes_the_first_protocol_it_reads(storage: Storage) -> No
     source = resolve_source(spec_for(LFN, DATA), *storage[:2])
     path = deterministic_path(SCOPE, LFN)
     assert source.domain == "lan"
-    assert source.replica("xrdcp", COPYTOOLS["xrdcp"].schemes).url == f"root://se.example:1094/atlas/data/{path}"
+    assert source.replica("xrdcp", COPYTOOLS["xrdcp"].schemes).url == f"root://se.example:1094//atlas/data/{path}"
     assert source.replica("gfal", COPYTOOLS["gfal"].schemes).url == f"davs://se.example:443/atlas/data/{path}"
     with pytest.raises(PilotFailure) as failure:
         source.replica("cp", frozenset({"file"}))
