@@ -3,14 +3,18 @@
 The dispatcher serves the jobs; the pilot reads queuedata and CRIC endpoints
 from files naming the storage element of tests/xrootd_se.py (SE_ROOT reads over
 root://, SE_DAVS over davs://) and writes outputs and logs to the dispatcher's
-file:// storage. The pilot's environment has only X509_CERT_DIR for the
-server's CA: GFAL_PYTHONBIN and the XrdCl timeouts are the pilot's own defaults.
+file:// storage. The pilot's environment has X509_CERT_DIR for the server's
+CA and no XRD_* or GFAL_* variable: GFAL_PYTHONBIN and the XrdCl timeouts are
+the pilot's own defaults.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +23,11 @@ import psutil
 import pytest
 
 from fsm_pilot.storage import deterministic_path
+from tests.pilotrun import started
 from tests.pilotserver import Dispatcher, job_spec
 from tests.se_helpers import adler32, put
 from tests.storage_helpers import load
-from tests.test_pilot_server import _launch, finish, pilot
+from tests.test_pilot_server import FAST, _launch, finish
 from tests.xrootd_se import StorageElement
 
 SCOPE = "mc23_13p6TeV"
@@ -71,10 +76,15 @@ class Site:
         [panda_id] = self.dispatcher.submit(spec)
         return panda_id
 
-    def run(self, copytools: list[str], *extra: str) -> tuple[int, str]:
+    def run(self, copytools: list[str], *extra: str, python: str = sys.executable) -> tuple[int, str]:
+        """A pilot (run by ``python``) reading with ``copytools``; its exit code and stderr."""
         launch = _launch(self.root / "p")
-        proc = pilot(launch, self.dispatcher.url, "--timefloor", "0", *self.configure(copytools), *extra,
-                     env={"X509_CERT_DIR": str(self.se.ca_dir), "GFAL_PYTHONBIN": ""})
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("FSM_PILOT_", "XRD_", "GFAL_"))},
+               "X509_CERT_DIR": str(self.se.ca_dir)}
+        cmd = [python, "-m", "fsm_pilot", "run", "-q", "TEST_QUEUE", "-j", "managed", "-t", "-a", str(launch.dir),
+               "--url", self.dispatcher.url, *FAST, "--timefloor", "0", *self.configure(copytools), *extra]
+        proc = started(subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE))
         return finish(proc, timeout=120)
 
     def final(self, panda_id: int) -> dict[str, Any]:

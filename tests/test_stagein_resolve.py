@@ -114,7 +114,7 @@ def test_bad_acopytools(acopytools: Any) -> None:
 
 def test_registry_names() -> None:
     """Pilot 3's names (gfal and gfalcopy are both gfal-copy) plus mv's other copy types, cp and symlink."""
-    assert set(COPYTOOLS) == {"cp", "mv", "symlink", "xrdcp", "gfal", "gfalcopy", "rucio"}
+    assert set(COPYTOOLS) == {"cp", "mv", "symlink", "xrdcp", "gfal", "gfalcopy", "rucio", "xrootd", "gfal2"}
     assert get_copytool("mv").name == "mv"
     assert [getattr(COPYTOOLS[name], "executable", None) for name in ("gfal", "gfalcopy")] == ["gfal-copy"] * 2
 
