@@ -119,3 +119,18 @@ def test_pilot3_texts_and_the_table() -> None:
     assert [family(t) for t in ("gfalcopy", "/usr/bin/gfal-copy", "xrdcp", "xrootd", "cp")] == [
         "gfal", "gfal", "xrootd", "xrootd", None]
     assert len({rule.kind for rule in RULES}) == len(RULES)
+
+
+def _readme_rows() -> list[list[str]]:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    table = text.split("<!-- copy-errors -->\n", 1)[1].split("<!-- end copy-errors -->", 1)[0]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table.splitlines()[2:]]
+
+
+def test_the_readme_table_of_real_errors_says_what_the_code_does() -> None:
+    rows = _readme_rows()
+    assert len(rows) >= 20
+    for tool, case, code, output, expected in rows:
+        name, number = expected.split()
+        assert int(PilotError[name]) == int(number), expected
+        assert classify(tool, int(code), output.strip("`")) == PilotError[name], (tool, case)

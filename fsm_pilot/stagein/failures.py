@@ -116,3 +116,15 @@ def tool_failure(tool: str, code: int | None, output: str, direction: Direction 
     status = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
     text = shown(output)
     return PilotFailure(classify(tool, code, output, direction), f"{tool} {status}" + (f": {text}" if text else ""))
+
+
+def rules_markdown() -> str:
+    """The table for the README: each kind of failure, what says it, and its codes."""
+    rows = ["| kind | output containing (any case) | exit code alone | stage-in | stage-out |", "|---|---|---|---|---|"]
+    for rule in RULES:
+        texts = ", ".join(f"`{text.replace(chr(92), '')}`" for text in rule.texts.pattern.split("|"))
+        codes = "; ".join(f"{fam}: {', '.join(str(c) for c in sorted(found))}"
+                          for fam, found in sorted(rule.exit_codes.items()))
+        rows.append(f"| {rule.kind} | {texts} | {codes} | {rule.stagein.name} {int(rule.stagein)} | "
+                    f"{rule.stageout.name} {int(rule.stageout)} |")
+    return "\n".join(rows) + "\n"

@@ -1,9 +1,10 @@
 """STAGEIN: fetch the job's inputs into its work dir, verifying size and checksum.
 
 Copytools come from queuedata ``acopytools["pr"]``, replicas from the storage
-endpoints' ``read_lan`` protocols. A failure fails the job with its PanDA code
-(MISSINGINPUTFILE, GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is
-staged out; a signal stops the copy at once and aborts.
+endpoints' ``read_lan`` (or ``read_wan``) protocols; ``--copy-timeout`` bounds
+each copy. A failure fails the job with its PanDA code (MISSINGINPUTFILE,
+GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is staged out; a signal
+stops the copy at once and aborts.
 """
 
 from __future__ import annotations
