@@ -205,7 +205,7 @@ def _present(run: _Run, source: Source, dest: Path) -> StagedInput | None:
         _discard(dest, exc.diag, run)
         return None
     run.log.info("input already in place and verified", lfn=source.lfn, size=size)
-    return StagedInput(source.lfn, source.replica().url, None, size, adler32, 0.0, dest)
+    return StagedInput(source.lfn, source.protocols[0].surl(source.scope, source.lfn), None, size, adler32, 0.0, dest)
 
 
 def _stage_one(run: _Run, source: Source) -> StagedInput:
