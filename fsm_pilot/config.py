@@ -80,6 +80,9 @@ OPTIONS: tuple[Option, ...] = (
            "bytes of one output file while running (OUTPUTFILETOOLARGE)"),
     Option("min_free_running", "FSM_PILOT_MIN_FREE_RUNNING", float(1024**3),
            "free bytes needed in the job dir's file system while the payload runs (NOLOCALSPACE)"),
+    Option("copy_timeout", "FSM_PILOT_COPY_TIMEOUT", 300.0,
+           "seconds one file copy may take, plus 1 s per MB of the file, at most 3 h (Pilot 3's transfer "
+           "timeout); past it the copy's process tree is killed (STAGEINTIMEOUT)"),
     Option("recovery_budget", "FSM_PILOT_RECOVERY_BUDGET", 600.0,
            "seconds RECOVERY may spend finishing dead pilots' jobs"),
     Option("cleanup_age", "FSM_PILOT_CLEANUP_AGE", 12 * 3600.0,

@@ -15,6 +15,7 @@ from fsm_pilot.config import precedence_markdown
 from fsm_pilot.exitcodes import exit_code_markdown
 from fsm_pilot.guards import GUARD_ERRORS, GUARD_SOURCES, GUARDS
 from fsm_pilot.machine import STATES, TRANSITIONS
+from fsm_pilot.stagein.failures import rules_markdown
 
 
 def states_markdown() -> str:
@@ -35,7 +36,8 @@ def guards_markdown() -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {"states": states_markdown, "guards": guards_markdown,
-                                          "settings": precedence_markdown, "exit-codes": exit_code_markdown}
+                                          "settings": precedence_markdown, "exit-codes": exit_code_markdown,
+                                          "copy-failures": rules_markdown}
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

@@ -12,6 +12,7 @@ import pytest
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.stagein import COPYTOOLS, copytool_names, get_copytool, resolve_replica
 from fsm_pilot.stagein.process import tool_failure
+from fsm_pilot.stagein.resolve import resolve_source
 from fsm_pilot.storage import deterministic_path
 from tests.storage_helpers import Storage
 from tests.test_stagein_helpers import SCOPE, job_dir, put_replica, run, spec_for, use_copytools
@@ -21,11 +22,13 @@ LFN = "HITS.999._000001.pool.root.1"
 
 
 def _second_endpoint(storage: Storage, name: str, path: Path) -> None:
+    """Another file:// endpoint the queue reads locally (astorages read_lan)."""
     entry = copy.deepcopy(storage[1]["LOCAL_DISK"])
     entry["name"] = name
     for protocols in entry["arprotocols"].values():
         protocols[0]["path"] = str(path)
     storage[1][name] = entry
+    storage[0]["astorages"]["read_lan"].append(name)
 
 
 def test_replica_url_and_path(storage: Storage) -> None:
@@ -111,25 +114,26 @@ def test_bad_acopytools(acopytools: Any) -> None:
 
 def test_registry_names() -> None:
     """Pilot 3's names (gfal and gfalcopy are both gfal-copy) plus mv's other copy types, cp and symlink."""
-    assert set(COPYTOOLS) == {"cp", "mv", "symlink", "xrdcp", "gfal", "gfalcopy", "rucio"}
+    assert set(COPYTOOLS) == {"cp", "mv", "symlink", "xrdcp", "gfal", "gfalcopy", "rucio", "xrootd", "gfal2"}
     assert get_copytool("mv").name == "mv"
     assert [getattr(COPYTOOLS[name], "executable", None) for name in ("gfal", "gfalcopy")] == ["gfal-copy"] * 2
 
 
-@pytest.mark.parametrize(("code", "output", "error"), [
-    (errno.ETIMEDOUT, "", PilotError.STAGEINTIMEOUT),
-    (1, "Connection timeout after 60 s", PilotError.STAGEINTIMEOUT),
-    (1, "[ERROR] failed xrdadler32", PilotError.GETADMISMATCH),
-    (1, "Source and destination adler32 does not match the checksum", PilotError.GETADMISMATCH),
-    (1, "md5 value does not match the checksum", PilotError.GETMD5MISMATCH),
-    (54, "[3011] No such file or directory", PilotError.MISSINGINPUTFILE),
-    (1, "Could not establish context", PilotError.NOPROXY),
-    (1, "write failed: No space left on device", PilotError.NOLOCALSPACE),
-    (2, "something else", PilotError.STAGEINFAILED),
+@pytest.mark.parametrize(("tool", "code", "output", "error"), [
+    ("gfal", errno.ETIMEDOUT, "", PilotError.STAGEINTIMEOUT),
+    ("tool", errno.ETIMEDOUT, "", PilotError.STAGEINFAILED),  # an errno exit code means something for gfal only
+    ("tool", 1, "Connection timeout after 60 s", PilotError.STAGEINTIMEOUT),
+    ("tool", 1, "[ERROR] failed xrdadler32", PilotError.GETADMISMATCH),
+    ("tool", 1, "Source and destination adler32 does not match the checksum", PilotError.GETADMISMATCH),
+    ("tool", 1, "md5 value does not match the checksum", PilotError.GETMD5MISMATCH),
+    ("tool", 54, "[3011] No such file or directory", PilotError.MISSINGINPUTFILE),
+    ("tool", 1, "Could not establish context", PilotError.NOPROXY),
+    ("tool", 1, "write failed: No space left on device", PilotError.NOLOCALSPACE),
+    ("tool", 2, "something else", PilotError.STAGEINFAILED),
 ])
-def test_tool_failure_codes(code: int, output: str, error: PilotError) -> None:
-    """Pilot 3's resolve_common_transfer_errors, in its order."""
-    assert tool_failure("tool", code, output).error == error
+def test_tool_failure_codes(tool: str, code: int, output: str, error: PilotError) -> None:
+    """Pilot 3's texts of resolve_common_transfer_errors still mean what they meant there."""
+    assert tool_failure(tool, code, output).error == error
 
 
 def test_tool_failure_diag() -> None:
@@ -138,3 +142,44 @@ def test_tool_failure_diag() -> None:
     assert failure.diag.endswith("x [0mend")
     assert len(failure.diag) < 400
     assert tool_failure("cp", 1, "").diag == "cp exited with code 1"
+
+
+def _remote_endpoint(storage: Storage, activity: str, *urls: str) -> None:
+    """LOCAL_DISK's read protocols for ``activity`` become ``urls`` (a CRIC-style list, in priority order)."""
+    storage[1]["LOCAL_DISK"]["arprotocols"][activity] = [
+        {"endpoint": url, "path": "/atlas/data", "flavour": "XROOTD"} for url in urls]
+
+
+def test_each_copytool_takes_the_first_protocol_it_reads(storage: Storage) -> None:
+    """Pilot 3's get_preferred_replica: CRIC's protocol order first, the copytool's schemes filter."""
+    _remote_endpoint(storage, "read_lan", "davs://se.example:443", "root://se.example:1094")
+    source = resolve_source(spec_for(LFN, DATA), *storage[:2])
+    path = deterministic_path(SCOPE, LFN)
+    assert source.domain == "lan"
+    assert source.replica("xrdcp", COPYTOOLS["xrdcp"].schemes).url == f"root://se.example:1094//atlas/data/{path}"
+    assert source.replica("gfal", COPYTOOLS["gfal"].schemes).url == f"davs://se.example:443/atlas/data/{path}"
+    with pytest.raises(PilotFailure) as failure:
+        source.replica("cp", frozenset({"file"}))
+    assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
+
+
+def test_an_endpoint_the_queue_does_not_read_locally_is_read_over_wan(storage: Storage) -> None:
+    """Not in astorages read_lan: read_wan protocols, and (Pilot 3's remote schemes) never davs."""
+    storage[0]["astorages"]["read_lan"] = ["SOMEWHERE_ELSE"]
+    _remote_endpoint(storage, "read_wan", "davs://se.example:443", "https://se.example:443")
+    source = resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert source.domain == "wan"
+    assert source.replica("gfal", frozenset({"davs", "https", "root"})).url.startswith("https://se.example:443/")
+    del storage[1]["LOCAL_DISK"]["arprotocols"]["read_wan"]
+    with pytest.raises(PilotFailure) as failure:
+        resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
+
+
+@pytest.mark.parametrize("protocols", ["root://x", [{"endpoint": 3, "path": "/p"}], [{"endpoint": "root://x",
+                                                                                     "path": "/a/../b"}]])
+def test_bad_protocol_lists_are_queuedatanotok(storage: Storage, protocols: Any) -> None:
+    storage[1]["LOCAL_DISK"]["arprotocols"]["read_lan"] = protocols
+    with pytest.raises(PilotFailure) as failure:
+        resolve_source(spec_for(LFN, DATA), *storage[:2])
+    assert failure.value.error == PilotError.QUEUEDATANOTOK

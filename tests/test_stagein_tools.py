@@ -96,9 +96,9 @@ def test_external_tool_copies(storage: Storage, job: Path, fake_bin: Path, case:
     replica = put_replica(storage[2], LFN, DATA)
     [item] = run(job, [spec_for(LFN, DATA)], storage).files
     assert (job / LFN).read_bytes() == DATA
-    assert (item.copytool, item.source, item.adler32) == (tool, f"root://localhost{replica}", adler32(DATA))
+    assert (item.copytool, item.source, item.adler32) == (tool, f"root://localhost/{replica}", adler32(DATA))
     argv = _argv(fake_bin)
-    assert argv[-2] == f"root://localhost{replica}"
+    assert argv[-2] == f"root://localhost/{replica}"
     assert Path(argv[-1].removeprefix("file://")).parent.name.startswith(".stagein-")  # landed in scratch first
     if command == "xrdcp":
         assert argv[:2] == ["--nopbar", "--force"]
@@ -124,7 +124,7 @@ def test_rucio_download(storage: Storage, job: Path, fake_bin: Path) -> None:
 
 
 @pytest.mark.parametrize("case", [
-    ("fail", PilotError.STAGEINFAILED, "[3010] Unable to open file; permission denied"),
+    ("fail", PilotError.STAGEINAUTHENTICATIONFAILURE, "[3010] Unable to open file; permission denied"),
     ("missing", PilotError.MISSINGINPUTFILE, "[3011] No such file or directory"),
 ])
 def test_external_tool_fails(
@@ -161,7 +161,7 @@ def test_scheme_the_copytool_cannot_read(storage: Storage, job: Path) -> None:
     with pytest.raises(PilotFailure) as failure:
         run(job, [spec_for(LFN, DATA)], storage)
     assert failure.value.error == PilotError.NOSTORAGEPROTOCOL
-    assert "cp cannot read root://localhost" in failure.value.diag
+    assert "copytool cp (file) cannot read" in failure.value.diag and "root://localhost" in failure.value.diag
 
 
 def _fifo_replica(storage: Storage) -> Path:

@@ -6,7 +6,9 @@ and stops (killing the copy's whole process tree) when it must not go on.
 
 Names follow Pilot 3 (``StagingClient.copytool_modules``): ``rucio``, ``gfal``
 and ``gfalcopy`` (both gfal-copy), ``xrdcp``, ``mv``; plus ``cp`` and
-``symlink``, the two other copy types of Pilot 3's ``mv`` module. A name that
+``symlink``, the two other copy types of Pilot 3's ``mv`` module, and
+``xrootd`` and ``gfal2``, the Python bindings (bindings.py), which also stand
+in for xrdcp and gfal-copy where the command is missing and the module imports. A name that
 neither pilot knows is UNKNOWNCOPYTOOL; a Pilot 3 copytool not built here, or
 a command that is not installed, is NOTIMPLEMENTED.
 """
@@ -21,6 +23,7 @@ from typing import Protocol
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.payload import WaitResult
+from fsm_pilot.stagein.bindings import BindingTool
 from fsm_pilot.stagein.external import GFAL_SCHEMES, XRDCP_SCHEMES, gfal_argv, rucio_argv, xrdcp_argv
 from fsm_pilot.stagein.local import LOCAL_SCHEMES, LinkTool, cp_argv
 from fsm_pilot.stagein.process import CommandTool
@@ -75,7 +78,11 @@ COPYTOOLS: Mapping[str, Copytool] = MappingProxyType({
     "gfal": _GFAL,
     "gfalcopy": replace(_GFAL, name="gfalcopy"),
     "rucio": CommandTool("rucio", "rucio", None, rucio_argv),
+    "xrootd": BindingTool("xrootd", "XRootD", XRDCP_SCHEMES),
+    "gfal2": BindingTool("gfal2", "gfal2", GFAL_SCHEMES),
 })
+#: Where a command is not installed, the binding that does the same (Pilot 3 names only the commands).
+_BINDINGS = {"xrdcp": "xrootd", "gfal": "gfal2", "gfalcopy": "gfal2"}
 
 #: Pilot 3 copytools not built here: a queue naming one is configured for Pilot 3, not wrong.
 _PILOT3_ONLY = frozenset({"objectstore", "s3", "gs", "lsm"})
@@ -91,6 +98,9 @@ def get_copytool(name: str) -> Copytool:
             PilotError.UNKNOWNCOPYTOOL, f"unknown copytool {name!r} (known: {', '.join(sorted(COPYTOOLS))})"
         )
     if not tool.available():
+        binding = COPYTOOLS.get(_BINDINGS.get(name, ""))
+        if binding is not None and binding.available():
+            return binding
         executable = getattr(tool, "executable", name)
         raise PilotFailure(PilotError.NOTIMPLEMENTED, f"{executable} is not installed on this node")
     return tool

@@ -10,64 +10,30 @@ together, and on a deadline or a signal kills the child's whole tree.
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.payload import Payload, WaitResult, descendants, kill_tree, start_payload, wait_payload
-from fsm_pilot.payload.environment import payload_environment
+from fsm_pilot.stagein.failures import Direction, tool_failure
+from fsm_pilot.stagein.toolenv import tool_environment
 
 if TYPE_CHECKING:
     from fsm_pilot.stagein.resolve import Replica
 
+__all__ = ["ArgvBuilder", "CommandTool", "Finished", "ToolRun", "start_tool", "tool_failure"]
+
 #: Builds a tool's argv from (its executable's path, the replica, the destination file, the timeout in s).
 ArgvBuilder = Callable[[str, "Replica", Path, float], list[str]]
 
-#: How much of a tool's output a diag quotes (PanDA keeps 500 characters of pilotErrorDiag).
-_DIAG_CHARS = 300
 #: How much of the end of a tool's output is searched for a known error.
 _TAIL_BYTES = 16384
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
-#: Exit codes of a tool that gave up on its own timeout: gfal-copy exits with the errno.
-_TIMEOUT_CODES = frozenset({errno.ETIMEDOUT, errno.ETIME})
-#: Output Pilot 3 maps to error codes (pilot/copytool/common.py), after the timeout and checksum checks.
-_PATTERNS: tuple[tuple[str, PilotError], ...] = (
-    ("No such file or directory", PilotError.MISSINGINPUTFILE),
-    ("Could not establish context", PilotError.NOPROXY),
-    ("No space left on device", PilotError.NOLOCALSPACE),
-)
-
-
-def _classify(code: int | None, output: str) -> PilotError:
-    """The PanDA code for a failed tool, in Pilot 3's order of precedence."""
-    if code in _TIMEOUT_CODES or "timeout" in output:
-        return PilotError.STAGEINTIMEOUT
-    if "failed xrdadler32" in output:
-        return PilotError.GETADMISMATCH
-    if "does not match the checksum" in output:
-        return PilotError.GETADMISMATCH if "adler32" in output else PilotError.GETMD5MISMATCH
-    return next((error for pattern, error in _PATTERNS if pattern in output), PilotError.STAGEINFAILED)
-
-
-def _shown(output: str) -> str:
-    """The end of a tool's output, on one printable line, short enough for a diag."""
-    text = " ".join(_UNPRINTABLE.sub(" ", output).split())
-    return text if len(text) <= _DIAG_CHARS else "..." + text[-_DIAG_CHARS:]
-
-
-def tool_failure(tool: str, code: int | None, output: str) -> PilotFailure:
-    """The failure a tool's exit status and output stand for."""
-    status = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-    text = _shown(output)
-    return PilotFailure(_classify(code, output), f"{tool} {status}" + (f": {text}" if text else ""))
 
 
 def _read_tail(path: Path, offset: int) -> str:
@@ -114,6 +80,8 @@ class ToolRun:
     payload: Payload
     log_path: Path
     offset: int
+    #: "in" or "out": which PanDA codes a failure maps to (GETADMISMATCH or PUTADMISMATCH, ...).
+    direction: Direction = "in"
 
     def wait(self, wakeup_fd: int | None, timeout: float) -> WaitResult:
         """Until the tool exits, the wakeup fd is readable, or ``timeout`` passes."""
@@ -129,17 +97,23 @@ class ToolRun:
         """Raise the failure the tool's exit status and output stand for, if it failed."""
         code = self.payload.returncode
         if code != 0:
-            raise tool_failure(self.tool, code, _read_tail(self.log_path, self.offset))
+            raise tool_failure(self.tool, code, _read_tail(self.log_path, self.offset), self.direction)
 
 
-def start_tool(tool: str, argv: Sequence[str], cwd: Path, log_path: Path) -> ToolRun:
-    """Start ``argv`` (never through a shell) in its own session with the pilot's environment, less its secrets."""
+def start_tool(tool: str, argv: Sequence[str], cwd: Path, log_path: Path, *, direction: Direction = "in",
+               env: Mapping[str, str] | None = None) -> ToolRun:
+    """Start ``argv`` (never through a shell) in its own session.
+
+    Its environment is ``env`` (default: the pilot's), less secrets, plus the
+    client defaults of :mod:`fsm_pilot.stagein.toolenv`.
+    """
     offset = _log_header(log_path, tool, argv)
     try:
-        payload = start_payload(argv, cwd, log_path, log_path, payload_environment(os.environ)[0])
+        payload = start_payload(argv, cwd, log_path, log_path, tool_environment(argv, env))
     except PilotFailure as exc:
-        raise PilotFailure(PilotError.STAGEINFAILED, f"{tool}: {exc.diag}") from exc
-    return ToolRun(tool, payload, log_path, offset)
+        failed = PilotError.STAGEINFAILED if direction == "in" else PilotError.STAGEOUTFAILED
+        raise PilotFailure(failed, f"{tool}: {exc.diag}") from exc
+    return ToolRun(tool, payload, log_path, offset, direction)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """Which replica each input is read from, and which copytools read it, from queuedata and CRIC.
 
 Pilot 3 (pilot/api/data.py) takes the copytools from queuedata ``acopytools``
-for the read activity, falling back to ``default``; a queue without any
+for the read activity ("pr"), falling back to ``default``; a queue without any
 ``acopytools`` uses its ``copytools`` names, and one naming nothing for reading
-gets ``rucio``. The endpoint is the job's own input endpoint (``ddmEndPointIn``)
-when CRIC knows it, else the queue's read storage (``astorages``); the replica
-sits at Rucio's deterministic path below the endpoint's first ``read_lan``
-protocol. Everything is resolved before the first byte is copied, so a
-misconfigured queue fails the job without touching storage.
+gets ``rucio``. Where the replica is and over which protocols it can be read
+is :mod:`fsm_pilot.stagein.sources`; each copytool then takes the first of those
+protocols whose scheme it reads. Everything is resolved before the first byte
+is copied, so a misconfigured queue fails the job without touching storage.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import FileSpec
-from fsm_pilot.storage import Endpoint, check_lfn, read_endpoint
+from fsm_pilot.stagein.sources import WAN_SCHEMES, domain, pick_endpoint, read_protocols, scheme
+from fsm_pilot.storage import Endpoint, check_lfn
 
 #: ``acopytools`` keys for reading, in order: CRIC's activity, Pilot 3's activity name, the fallback.
 _ACTIVITIES = ("pr", "read_lan", "default")
@@ -45,7 +44,7 @@ class Replica:
     @property
     def scheme(self) -> str:
         """The URL scheme (``file``, ``root``, ``davs``, ...), which decides the copytools that can read it."""
-        return urlsplit(self.url).scheme.lower()
+        return scheme(self.url)
 
     def local_path(self) -> Path:
         """The replica's path on this host (file:// endpoints only)."""
@@ -93,18 +92,57 @@ def copytool_names(queuedata: Mapping[str, Any]) -> tuple[str, ...]:
     return (_DEFAULT_COPYTOOL,)
 
 
-def resolve_replica(spec: FileSpec, queuedata: Mapping[str, Any], ddmendpoints: Mapping[str, Any]) -> Replica:
-    """The replica of one input; NOSTORAGE / NOSTORAGEPROTOCOL come from ``read_endpoint``."""
+@dataclass(frozen=True)
+class Source:
+    """Where one input can be read: its endpoint, "lan" or "wan", and the protocols to read it over."""
+
+    spec: FileSpec
+    scope: str
+    domain: str
+    protocols: tuple[Endpoint, ...]
+
+    @property
+    def lfn(self) -> str:
+        """The file name, also its name in the job dir."""
+        return self.spec.lfn
+
+    def replica(self, tool: str = "", schemes: frozenset[str] | None = None) -> Replica:
+        """The replica a copytool reading ``schemes`` (None: any) uses: the first protocol it can read."""
+        usable = WAN_SCHEMES if self.domain == "wan" else None
+        for protocol in self.protocols:
+            url = protocol.surl(self.scope, self.lfn)
+            wanted = scheme(url)
+            if (schemes is None or wanted in schemes) and (usable is None or wanted in usable):
+                return Replica(spec=self.spec, scope=self.scope, endpoint=protocol, url=url)
+        offered = ", ".join(protocol.url for protocol in self.protocols)
+        reads = "any scheme" if schemes is None else ", ".join(sorted(schemes))
+        raise PilotFailure(
+            PilotError.NOSTORAGEPROTOCOL,
+            f"copytool {tool or '?'} ({reads}) cannot read {self.lfn} from {self.protocols[0].name}: "
+            f"its read_{self.domain} protocols are {offered}",
+        )
+
+
+def resolve_source(spec: FileSpec, queuedata: Mapping[str, Any], ddmendpoints: Mapping[str, Any]) -> Source:
+    """Where one input is read from; NOSTORAGE / NOSTORAGEPROTOCOL / QUEUEDATANOTOK when that is unknowable."""
     lfn = check_lfn(spec.lfn)
     if not spec.scope:
         raise PilotFailure(PilotError.REPLICANOTFOUND, f"input {lfn} has no scope (scopeIn): no replica path")
-    endpoint = read_endpoint(queuedata, ddmendpoints, "pr", spec.ddm_endpoint)
-    return Replica(spec=spec, scope=spec.scope, endpoint=endpoint, url=endpoint.surl(spec.scope, lfn))
+    if not isinstance(queuedata, Mapping) or not isinstance(ddmendpoints, Mapping):
+        raise _bad("queuedata and the storage endpoints must be JSON objects")
+    name = pick_endpoint(queuedata, ddmendpoints, spec.ddm_endpoint)
+    where = domain(queuedata, name)
+    return Source(spec, spec.scope, where, read_protocols(name, ddmendpoints[name], f"read_{where}"))
+
+
+def resolve_replica(spec: FileSpec, queuedata: Mapping[str, Any], ddmendpoints: Mapping[str, Any]) -> Replica:
+    """The replica of one input at its endpoint's first read protocol."""
+    return resolve_source(spec, queuedata, ddmendpoints).replica()
 
 
 def resolve_inputs(
     files: Sequence[FileSpec], queuedata: Mapping[str, Any], ddmendpoints: Mapping[str, Any]
-) -> tuple[tuple[str, ...], tuple[Replica, ...]]:
-    """The copytool order and every input's replica, or the first configuration error."""
+) -> tuple[tuple[str, ...], tuple[Source, ...]]:
+    """The copytool order and where every input is read from, or the first configuration error."""
     names = copytool_names(queuedata)
-    return names, tuple(resolve_replica(spec, queuedata, ddmendpoints) for spec in files)
+    return names, tuple(resolve_source(spec, queuedata, ddmendpoints) for spec in files)

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import FileSpec
-from fsm_pilot.stagein.copytools import Copytool, Transfer, check_scheme, get_copytool
-from fsm_pilot.stagein.resolve import Replica, resolve_inputs
+from fsm_pilot.stagein.copytools import Copytool, Transfer, get_copytool
+from fsm_pilot.stagein.resolve import Replica, Source, resolve_inputs
 from fsm_pilot.stagein.verify import expected_checksum, verify
+from fsm_pilot.storage import Endpoint
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -80,9 +81,9 @@ class StageInReport:
         return sum(item.copytool is not None for item in self.files)
 
 
-def stagein_timeout(fsize: int | None) -> float:
-    """Seconds one copy may take: Pilot 3's ``min(300 + size / 1 MB/s, 3 h)``; 300 when the size is unknown."""
-    return float(min(_TIMEOUT_BASE + (fsize or 0) // _TIMEOUT_BYTES_PER_SECOND, _TIMEOUT_MAX))
+def stagein_timeout(fsize: int | None, base: float = _TIMEOUT_BASE) -> float:
+    """Seconds one copy may take: Pilot 3's ``min(300 + size / 1 MB/s, 3 h)``; ``base`` when the size is unknown."""
+    return float(min(base + (fsize or 0) // _TIMEOUT_BYTES_PER_SECOND, _TIMEOUT_MAX))
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,10 @@ def _place(landing: Path, dest: Path) -> None:
         raise PilotFailure(PilotError.STAGEINFAILED, f"cannot move {landing} to {dest}: {exc}") from exc
 
 
-def _attempt(run: _Run, name: str, replica: Replica, dest: Path) -> StagedInput:
-    """Copy with one copytool into scratch, verify, rename into place."""
+def _attempt(run: _Run, name: str, source: Source, dest: Path) -> StagedInput:
+    """Copy with one copytool, over the first protocol it reads, into scratch; verify, rename into place."""
     tool = get_copytool(name)
-    check_scheme(tool, replica)
+    replica = source.replica(tool.name, tool.schemes)
     started = run.clock()
     scratch = _scratch(run.job_dir)
     try:
@@ -165,16 +166,22 @@ def _attempt(run: _Run, name: str, replica: Replica, dest: Path) -> StagedInput:
     return StagedInput(replica.lfn, replica.url, name, size, adler32, seconds, dest)
 
 
-def _trusted(dest: Path, replica: Replica) -> bool:
-    """A regular file, or a link to a regular file inside the replica's endpoint (left by symlink / mv)."""
+def _inside(real: Path, protocol: Endpoint) -> bool:
+    try:
+        return real.is_relative_to(protocol.local_root().resolve(strict=True))
+    except (OSError, RuntimeError, PilotFailure):  # not a file:// endpoint, or its root is gone
+        return False
+
+
+def _trusted(dest: Path, source: Source) -> bool:
+    """A regular file, or a link to a regular file inside a file:// protocol's root (left by symlink / mv)."""
     try:
         if stat.S_ISREG(dest.lstat().st_mode):
             return True
-        root = replica.endpoint.local_root().resolve(strict=True)
         real = dest.resolve(strict=True)
-        return dest.is_symlink() and real.is_relative_to(root) and real.is_file()
-    except (OSError, RuntimeError, PilotFailure):
+    except (OSError, RuntimeError):
         return False
+    return dest.is_symlink() and real.is_file() and any(_inside(real, p) for p in source.protocols)
 
 
 def _discard(dest: Path, why: str, run: _Run) -> None:
@@ -185,40 +192,40 @@ def _discard(dest: Path, why: str, run: _Run) -> None:
         raise PilotFailure(PilotError.STAGEINFAILED, f"cannot replace {dest}: {exc}") from exc
 
 
-def _present(run: _Run, replica: Replica, dest: Path) -> StagedInput | None:
+def _present(run: _Run, source: Source, dest: Path) -> StagedInput | None:
     """The input if it is in place and verified already; a wrong one is removed."""
     if not os.path.lexists(dest):
         return None
-    if not _trusted(dest, replica):
+    if not _trusted(dest, source):
         _discard(dest, "not a regular file nor a link into the endpoint", run)
         return None
     try:
-        size, adler32 = verify(dest, replica.spec)
+        size, adler32 = verify(dest, source.spec)
     except PilotFailure as exc:
         _discard(dest, exc.diag, run)
         return None
-    run.log.info("input already in place and verified", lfn=replica.lfn, size=size)
-    return StagedInput(replica.lfn, replica.url, None, size, adler32, 0.0, dest)
+    run.log.info("input already in place and verified", lfn=source.lfn, size=size)
+    return StagedInput(source.lfn, source.protocols[0].surl(source.scope, source.lfn), None, size, adler32, 0.0, dest)
 
 
-def _stage_one(run: _Run, replica: Replica) -> StagedInput:
+def _stage_one(run: _Run, source: Source) -> StagedInput:
     """The copytools in order until one succeeds; else the first error."""
-    expected_checksum(replica.spec)  # unverifiable: fail before copying anything
-    dest = run.job_dir / replica.lfn
+    expected_checksum(source.spec)  # unverifiable: fail before copying anything
+    dest = run.job_dir / source.lfn
     _check_signal(run)
-    present = _present(run, replica, dest)
+    present = _present(run, source, dest)
     if present is not None:
         return present
     errors: list[PilotFailure] = []
     for name in run.copytools:
         _check_signal(run)
         try:
-            return _attempt(run, name, replica, dest)
+            return _attempt(run, name, source, dest)
         except PilotFailure as exc:
-            run.log.warning("stage-in attempt failed", lfn=replica.lfn, copytool=name, error=exc.error.name,
+            run.log.warning("stage-in attempt failed", lfn=source.lfn, copytool=name, error=exc.error.name,
                             diag=exc.diag)
             errors.append(exc)
-    raise errors[0] if errors else PilotFailure(PilotError.STAGEINFAILED, f"no copytool for {replica.lfn}")
+    raise errors[0] if errors else PilotFailure(PilotError.STAGEINFAILED, f"no copytool for {source.lfn}")
 
 
 def stage_in(
@@ -239,9 +246,9 @@ def stage_in(
     ``copy_timeout`` maps a file size to the seconds one copy may take.
     """
     started = clock()
-    copytools, replicas = resolve_inputs(files, queuedata, ddmendpoints)
+    copytools, sources = resolve_inputs(files, queuedata, ddmendpoints)
     run = _Run(job_dir, copytools, wakeup_fd, log, clock, copy_timeout)
-    staged = tuple(_stage_one(run, replica) for replica in replicas)
+    staged = tuple(_stage_one(run, source) for source in sources)
     report = StageInReport(staged, clock() - started)
     log.info("stage-in done", files=len(staged), copied=report.copied, bytes=report.total_bytes,
              seconds=round(report.seconds, 3))

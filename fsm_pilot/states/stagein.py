@@ -1,9 +1,10 @@
 """STAGEIN: fetch the job's inputs into its work dir, verifying size and checksum.
 
 Copytools come from queuedata ``acopytools["pr"]``, replicas from the storage
-endpoints' ``read_lan`` protocols. A failure fails the job with its PanDA code
-(MISSINGINPUTFILE, GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is
-staged out; a signal stops the copy at once and aborts.
+endpoints' ``read_lan`` (or ``read_wan``) protocols; ``--copy-timeout`` bounds
+each copy. A failure fails the job with its PanDA code (MISSINGINPUTFILE,
+GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is staged out; a signal
+stops the copy at once and aborts.
 """
 
 from __future__ import annotations
@@ -41,15 +42,16 @@ def step(ctx: Context) -> Outcome:
     if not run.job.inputs:
         ctx.log.info("no inputs to stage in", panda_id=run.panda_id)
         return "staged_in", Reason("no inputs")
-    from fsm_pilot.stagein import Interrupted, stage_in
+    from fsm_pilot.stagein import Interrupted, stage_in, stagein_timeout
 
+    base = ctx.setting("copy_timeout")
     started = time.monotonic()
     send_update(ctx, run, "running")  # PanDA shows stage-in as running; it is also a heartbeat
     try:
         for spec in run.job.inputs:  # one at a time, so heartbeats go out between files
             heartbeat_if_due(ctx, run)
             stage_in(run.workdir, [spec], ctx.queuedata, ctx.storagedata, wakeup_fd=ctx.signals.wakeup_fd,
-                     log=ctx.log)
+                     log=ctx.log, copy_timeout=lambda size: stagein_timeout(size, base))
             failpoint("stagein_file")
     except Interrupted:
         return "abort", Reason("signal received during stage-in")

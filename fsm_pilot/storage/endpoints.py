@@ -17,6 +17,8 @@ from fsm_pilot.storage.paths import deterministic_path
 
 #: Activity keys tried after the requested one, per protocol.
 _FALLBACKS = {"write_lan": ("pw", "write_lan"), "read_lan": ("pr", "read_lan")}
+#: Schemes whose URLs need ``//`` before an absolute path.
+_XROOTD_SCHEMES = ("root", "roots", "xroot", "xroots")
 #: Hosts a file:// URL may name and still mean this machine.
 _LOCAL_HOSTS = ("", "localhost")
 
@@ -36,9 +38,16 @@ class Endpoint:
     deterministic: bool
 
     def base(self) -> str:
-        """The endpoint's root as a URL, without a trailing slash."""
+        """The endpoint's root as a URL, without a trailing slash.
+
+        An XRootD URL separates host and absolute path with two slashes
+        (``root://host:1094//atlas/...``, as Rucio writes them): with one, the
+        server reads a relative path and refuses it.
+        """
         scheme, sep, rest = self.url.partition("://")
-        return f"{scheme}{sep}{rest.rstrip('/')}{_clean_path(self.path)}"
+        host = rest.rstrip("/")
+        slash = "/" if scheme.lower() in _XROOTD_SCHEMES and host else ""
+        return f"{scheme}{sep}{host}{slash}{_clean_path(self.path)}"
 
     def replica_path(self, scope: str, lfn: str) -> str:
         """The replica's path below the root; non-deterministic endpoints have none yet."""

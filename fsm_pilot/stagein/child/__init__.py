@@ -1,0 +1,1 @@
+"""Scripts the pilot runs as child processes by path (stdlib and the grid bindings only)."""
