@@ -5,7 +5,8 @@ panda-server on 127.0.0.1 in a scratch dir, runs ``pytest tests/pandaserver``, a
 PID whatever happened (SIGTERM or SIGINT to this driver included), then checks that nothing it started is
 left. A failed case's exchange with the server, its pilots' dirs and the server's logs are kept under
 build/artifacts/pandaserver. Where it cannot run (not root, no apt) it says so in one line and exits 0.
-Extra arguments go to pytest (e.g. ``-k sigterm``).
+Extra arguments go to pytest (e.g. ``-k sigterm``); ``measure [options]`` runs final_update_latency.py
+on the stack instead of the cases.
 """
 
 from __future__ import annotations
@@ -37,12 +38,19 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def run_pytest(stack_file: Path, extra: list[str]) -> int:
+def child_argv(stack_file: Path, extra: list[str]) -> list[str]:
+    """pytest on the cases, or (``measure ...``) the final-update latency measurement."""
+    if extra[:1] == ["measure"]:
+        return [sys.executable, "-m", "tests.pandaserver.final_update_latency", "--stack", str(stack_file),
+                "--out", str(ARTIFACTS), *extra[1:]]
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
+            str(REPO / "tests" / "pandaserver"), *extra]
+
+
+def run_child(stack_file: Path, extra: list[str]) -> int:
     """The cases, in their own process; on our own stop it gets SIGINT (pytest's teardown runs) first."""
     env = {**os.environ, "FSM_PANDASERVER_STACK": str(stack_file), "FSM_PANDASERVER_ARTIFACTS": str(ARTIFACTS)}
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
-            str(REPO / "tests" / "pandaserver"), *extra]
-    proc = subprocess.Popen(argv, cwd=REPO, env=env)
+    proc = subprocess.Popen(child_argv(stack_file, extra), cwd=REPO, env=env)
     try:
         return proc.wait()
     finally:
@@ -106,7 +114,7 @@ def main(extra: list[str]) -> int:
         stack.up(timings)
         stack.save(scratch / "stack.json")
         mark = time.monotonic()
-        code = run_pytest(scratch / "stack.json", extra)
+        code = run_child(scratch / "stack.json", extra)
         timings["cases"] = round(time.monotonic() - mark, 2)
     except Stopped as stop:
         print(f"panda-server tests: stopped by {stop}; tearing down", file=sys.stderr)

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,22 +95,28 @@ class Case:
         self.pilots.append(path)
         return path
 
-    def pilot_argv(self, launch: Path, *extra: str, tls: bool = False) -> list[str]:
+    def pilot_argv(self, launch: Path, *extra: str, tls: bool = False, url: str | None = None,
+                   entry: Sequence[str] = ("-m", "fsm_pilot")) -> list[str]:
+        """The pilot's command line: the queue's JSON from files, one getJob, the server over HTTP or TLS
+        (``url`` replaces the server's own, e.g. a proxy in front of it)."""
         server = self.stack.server
-        url = ["--url", server.tls_url, "--cacert", str(server.cacert)] if tls else ["--url", server.url]
+        base = url or (server.tls_url if tls else server.url)
+        where = ["--url", base, "--cacert", str(server.cacert)] if tls else ["--url", base]
         api = [] if any(arg.startswith("--api") for arg in extra) else ["--api", "v1"]
-        return [sys.executable, "-m", "fsm_pilot", "run", "-q", QUEUE, *url, *api, "-j", "managed", "-t",
+        return [sys.executable, *entry, "run", "-q", QUEUE, *where, *api, "-j", "managed", "-t",
                 "-a", str(launch), "--queuedata-url", str(self.stack.queuedata_file),
                 "--storagedata-url", str(self.stack.storagedata_file), "--min-free-disk", "1000000",
                 "-v", "1", "--getjob-wait", "0", *extra]
 
-    def start_pilot(self, launch: Path, *extra: str, tls: bool = False,
+    def start_pilot(self, launch: Path, *extra: str, tls: bool = False, url: str | None = None,
+                    entry: Sequence[str] = ("-m", "fsm_pilot"),
                     env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start a pilot in ``launch``; its console (stdout, stderr) goes to files there, kept as artifacts."""
         base = {k: v for k, v in os.environ.items() if not k.startswith(("FSM_PILOT_", "HARVESTER_"))}
+        argv = self.pilot_argv(launch, *extra, tls=tls, url=url, entry=entry)
         with (launch / "console.out").open("a") as out, (launch / "console.err").open("a") as err:
-            return started(subprocess.Popen(self.pilot_argv(launch, *extra, tls=tls), cwd=launch,
-                                            env={**base, **(env or {})}, text=True, stdout=out, stderr=err))
+            return started(subprocess.Popen(argv, cwd=launch, env={**base, **(env or {})}, text=True,
+                                            stdout=out, stderr=err))
 
     def run_pilot(self, launch: Path, *extra: str, timeout: float = 120, tls: bool = False,
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

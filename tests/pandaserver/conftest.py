@@ -18,6 +18,7 @@ import pytest
 
 from tests.pandaserver.cases import Case
 from tests.pandaserver.stack import Stack
+from tests.pilotrun import stop_leftovers
 
 FAILED = pytest.StashKey[bool]()
 
@@ -49,6 +50,7 @@ def case(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Case]:
                    record_start=record.stat().st_size if record.exists() else 0)
     current.cancel_pending()  # what an earlier failed case may have left queued
     yield current
+    stop_leftovers()  # the case's pilots end (and write their last words) before anything is kept
     current.cleanup()
     if request.node.stash.get(FAILED, False):
         keep(current, Path(os.environ.get("FSM_PANDASERVER_ARTIFACTS", stack.scratch / "artifacts")) / name)

@@ -64,7 +64,7 @@ def panda_venv() -> Path:
     """panda-server 1.0.4 in its own venv (reused when complete); returns the venv dir."""
     venv = cache_dir() / "panda-server-1.0.4"
     marker = venv / ".fsm-pilot-complete"
-    if marker.exists():
+    if marker.exists() and usable(venv):
         return venv
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -75,3 +75,10 @@ def panda_venv() -> Path:
     subprocess.run([*pip, PANDA_SERVER], check=True)
     marker.write_text(PANDA_SERVER + "\n")
     return venv
+
+
+def usable(venv: Path) -> bool:
+    """The cached venv still imports panda-server (its base python may have been removed or replaced)."""
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import pandaserver.taskbuffer.JobSpec"],
+                           capture_output=True, check=False)
+    return probe.returncode == 0
