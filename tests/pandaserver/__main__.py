@@ -90,31 +90,25 @@ def keep_server_logs(stack: Stack) -> None:
             shutil.copy(source, target / source.name)
 
 
-def main(extra: list[str]) -> int:
-    why = install.cannot_run()
-    if why is not None:
-        print(f"panda-server tests skipped: {why}")
-        return 0
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    timings: dict[str, float] = {}
+def prepare(timings: dict[str, float]) -> Path:
+    """apt packages, the atlpan user, panda-server's venv (cached); returns the venv."""
     began = time.monotonic()
     install.apt_install()
     install.panda_user()
     timings["install_apt"] = round(time.monotonic() - began, 2)
     venv = install.panda_venv()
     timings["install_venv"] = round(time.monotonic() - began - timings["install_apt"], 2)
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    scratch = Path(tempfile.mkdtemp(prefix="fsm-pilot-pandaci-"))
-    scratch.chmod(0o755)  # the postgres user must reach its data dir inside
-    stack = Stack.create(scratch, venv)
+    return venv
+
+
+def run_on_stack(stack: Stack, extra: list[str], timings: dict[str, float]) -> tuple[int, list[str]]:
+    """Stand the stack up, run the cases on it, tear it down whatever happened; (exit code, leftovers)."""
     code = 1
     try:
         stack.up(timings)
-        stack.save(scratch / "stack.json")
+        stack.save(stack.scratch / "stack.json")
         mark = time.monotonic()
-        code = run_child(scratch / "stack.json", extra)
+        code = run_child(stack.scratch / "stack.json", extra)
         timings["cases"] = round(time.monotonic() - mark, 2)
     except Stopped as stop:
         print(f"panda-server tests: stopped by {stop}; tearing down", file=sys.stderr)
@@ -128,7 +122,29 @@ def main(extra: list[str]) -> int:
         if code != 0:
             keep_server_logs(stack)
         left = leftovers(stack)
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(stack.scratch, ignore_errors=True)
+    return code, left
+
+
+def main(extra: list[str]) -> int:
+    why = install.cannot_run()
+    if why is not None:
+        print(f"panda-server tests skipped: {why}")
+        return 0
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    began = time.monotonic()
+    timings: dict[str, float] = {}
+    try:
+        venv = prepare(timings)
+    except Stopped as stop:
+        print(f"panda-server tests: stopped by {stop} while installing", file=sys.stderr)
+        return 130
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    scratch = Path(tempfile.mkdtemp(prefix="fsm-pilot-pandaci-"))
+    scratch.chmod(0o755)  # the postgres user must reach its data dir inside
+    code, left = run_on_stack(Stack.create(scratch, venv), extra, timings)
     timings["total"] = round(time.monotonic() - began, 2)
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"panda-server tests: {'passed' if code == 0 else f'FAILED ({code})'}; seconds: {json.dumps(timings)}")
