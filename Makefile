@@ -3,11 +3,12 @@
 #   make test   ruff, mypy and the whole test suite
 #   make reliability   the reliability campaign at full size; writes docs/reliability.md
 #   make dist   dist/pilot3.tar.gz, the tarball the production wrapper launches (reproducible)
+#   make panda-server-test   the pilot against a real panda-server 1.0.4 on 127.0.0.1 (root + apt; else skipped)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean reliability dist
+.PHONY: demo test lint clean reliability dist panda-server-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ reliability: $(VENV)/.installed
 
 dist: $(VENV)/.installed
 	$(PY) deploy/build_tarball.py
+
+panda-server-test: $(VENV)/.installed
+	$(PY) -m tests.pandaserver
 
 clean:
 	rm -rf $(VENV) demo-run dist build .pytest_cache .mypy_cache .ruff_cache
