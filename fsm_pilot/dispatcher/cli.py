@@ -40,11 +40,13 @@ def add_dispatcher_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser("submit", help="submit jobs to a dispatcher; prints PandaIDs")
-    p.add_argument("--url", required=True, help="dispatcher base URL, e.g. http://127.0.0.1:25443")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "submit", help="submit jobs to panda-server or the embedded dispatcher; prints PandaIDs")
+    p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:25443")
     p.add_argument("--queue", default=None, help="queue (nickname) for every job (sets computingSite)")
+    p.add_argument("--vo", default=None, help="VO for every job (panda-server assumes atlas when none is given)")
     p.add_argument("jobfiles", nargs="+", type=Path, metavar="JOBFILE",
-                   help="JSON job definition with PanDA field names, or a list of them")
+                   help="JSON job definition (getJob field names, or JobSpec columns with Files), or a list")
     p.set_defaults(func=main_submit)
     return p
 
@@ -76,11 +78,11 @@ def main_submit(ns: argparse.Namespace) -> int:
     from fsm_pilot.dispatcher.client import ClientError, read_jobs, submit
 
     try:
-        ids = submit(ns.url, read_jobs(ns.jobfiles, ns.queue))
+        stored = submit(ns.url, read_jobs(ns.jobfiles, ns.queue, ns.vo))
     except ClientError as exc:
         print(f"submit: {exc}", file=sys.stderr)
         return 1
-    for panda_id in ids:
+    for panda_id, _definition, _name in stored:
         print(panda_id)
     return 0
 

@@ -1,4 +1,11 @@
-"""``submit`` and ``status``: small clients of the v1 API, for people and scripts."""
+"""``submit`` and ``status``: small clients of the v1 API, for people and scripts.
+
+Both speak panda-server 1.0.4's API exactly, so the same command works against the
+embedded dispatcher and a real panda-server: ``submit`` posts ``{"jobs": "<JSON text>"}``
+encoded as panda-server's own ``JobUtils.dump_jobs_json`` encodes JobSpecs (jobwire) and
+reads the reply's ``[[PandaID, jobDefinitionID, jobName], ...]``; ``status`` asks
+``get_job_status`` with one ``job_ids`` query parameter per job.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,12 @@ from typing import Any
 
 import requests
 
+from fsm_pilot.dispatcher.jobwire import WireJob, encode
+from fsm_pilot.dispatcher.submitspec import SpecError, to_wire
+
 TIMEOUT = 30.0
+#: Most jobs panda-server stores from one submission.
+MAX_JOBS = 5000
 #: get_job_status's status for an unknown PandaID (panda-server's words).
 NOT_FOUND = "not found"
 
@@ -18,9 +30,9 @@ class ClientError(Exception):
     """What to tell the user: the server is unreachable, refused, or a job file is bad."""
 
 
-def read_jobs(paths: Sequence[Path], queue: str | None) -> list[dict[str, Any]]:
-    """Job definitions from files holding one object or a list of them."""
-    jobs: list[dict[str, Any]] = []
+def read_jobs(paths: Sequence[Path], queue: str | None, vo: str | None = None) -> list[WireJob]:
+    """JobSpecs from job files holding one job or a list of them (submitspec says what a job may name)."""
+    jobs: list[WireJob] = []
     for path in paths:
         try:
             doc = json.loads(path.read_text())
@@ -29,10 +41,11 @@ def read_jobs(paths: Sequence[Path], queue: str | None) -> list[dict[str, Any]]:
         items = doc if isinstance(doc, list) else [doc]
         if not items or not all(isinstance(item, dict) for item in items):
             raise ClientError(f"{path}: expected a job definition (JSON object) or a list of them")
-        jobs.extend(items)
-    if queue:
-        for job in jobs:
-            job["computingSite"] = queue
+        for index, item in enumerate(items):
+            try:
+                jobs.append(to_wire(item, queue, vo))
+            except SpecError as exc:
+                raise ClientError(f"{path} job #{index}: {exc}") from exc
     return jobs
 
 
@@ -53,11 +66,21 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
     return body.get("data")
 
 
-def submit(base: str, jobs: list[dict[str, Any]]) -> list[int]:
-    data = _call("POST", f"{base.rstrip('/')}/api/v1/job/submit", json={"jobs": jobs})
-    if not isinstance(data, list):
-        raise ClientError(f"unexpected submit reply: {data!r}")
-    return [int(i) for i in data]
+def submit(base: str, jobs: Sequence[WireJob]) -> list[tuple[int, Any, Any]]:
+    """(PandaID, jobDefinitionID, jobName or {"jobsetID": N}) per job, in order."""
+    if len(jobs) > MAX_JOBS:
+        raise ClientError(f"at most {MAX_JOBS} jobs per submission (panda-server drops the rest), got {len(jobs)}")
+    data = _call("POST", f"{base.rstrip('/')}/api/v1/job/submit", json={"jobs": encode(jobs)})
+    if not isinstance(data, list) or len(data) != len(jobs):
+        raise ClientError(f"unexpected submit reply for {len(jobs)} job(s): {data!r}")
+    out: list[tuple[int, Any, Any]] = []
+    for index, item in enumerate(data):
+        if not isinstance(item, list) or len(item) != 3:
+            raise ClientError(f"unexpected submit reply: {data!r}")
+        if not isinstance(item[0], int) or isinstance(item[0], bool):
+            raise ClientError(f"the server did not store job #{index} ({item[2]!r}): PandaID {item[0]!r}")
+        out.append((item[0], item[1], item[2]))
+    return out
 
 
 def status(base: str, ids: Sequence[int]) -> list[tuple[int, str, int | None]]:
