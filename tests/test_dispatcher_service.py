@@ -83,9 +83,10 @@ def test_storage_dir_and_several_queue_files(tmp_path: Path) -> None:
     with running(tmp_path, *args) as disp:
         assert sorted(requests.get(f"{disp.url}/cric/pandaqueues.json", timeout=10).json()) == ["OTHER", TEST_QUEUE]
         assert (tmp_path / "se").is_dir()
-        refused = disp.v1("job/submit", {"jobs": wire([job(1)], "NOWHERE")})
-        assert refused.json() == {"success": False, "data": None, "message": "job #0: computingSite 'NOWHERE' is not a "
-                                  "queue of this dispatcher (served: OTHER, TEST_QUEUE)"}
+        elsewhere = disp.v1("job/submit", {"jobs": wire([job(1)], "NOWHERE")}).json()  # stored, as panda-server does
+        assert elsewhere["success"] is True and elsewhere["message"] == (
+            "job #0: computingSite 'NOWHERE' is not a queue of this dispatcher (served: OTHER, TEST_QUEUE): "
+            "no pilot will get it")
         (panda_id,) = disp.submit([job(1, computingSite="OTHER")])
         assert disp.legacy("getJob", {"siteName": TEST_QUEUE}).json()["StatusCode"] == 20
         assert disp.legacy("getJob", {"siteName": "OTHER_SITE"}).json()["PandaID"] == panda_id
@@ -157,12 +158,17 @@ def test_submit_refused_and_unreachable(tmp_path: Path) -> None:
     with running(tmp_path, *queue_args()) as disp:
         unsent = cli("submit", "--url", disp.url, "--queue", TEST_QUEUE, str(bad))
         assert unsent.returncode == 1 and "bad.json job #0: transformation is required" in unsent.stderr
-        refused = cli("submit", "--url", disp.url, "--queue", "NOWHERE", str(good))
-        assert refused.returncode == 1 and "refused" in refused.stderr and "'NOWHERE' is not a queue" in refused.stderr
+        labelled = tmp_path / "label.json"
+        labelled.write_text(json.dumps(job(1, job_label="analysis")))
+        refused = cli("submit", "--url", disp.url, "--queue", TEST_QUEUE, str(labelled))
+        assert refused.returncode == 1 and "the server refused (HTTP 200): job_label=analysis is not valid" in (
+            refused.stderr)
+        elsewhere = cli("submit", "--url", disp.url, "--queue", "NOWHERE", str(good))
+        assert elsewhere.returncode == 0 and "'NOWHERE' is not a queue of this dispatcher" in elsewhere.stderr
         url = disp.url
     for args in (("submit", "--url", url, "--queue", TEST_QUEUE, str(good)), ("status", "--url", url, "1")):
         gone = cli(*args)
-        assert gone.returncode == 1 and "cannot reach the dispatcher" in gone.stderr
+        assert gone.returncode == 1 and "cannot reach the server" in gone.stderr
     unreadable = cli("submit", "--url", url, str(tmp_path / "missing.json"))
     assert unreadable.returncode == 1 and "cannot read job file" in unreadable.stderr
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from fsm_pilot.dispatcher.client import submit
 from fsm_pilot.dispatcher.jobwire import JOB_COLUMNS
+from fsm_pilot.dispatcher.submitspec import to_wire
 from tests.dispatcher_helpers import TEST_QUEUE, Dispatcher, history, job, queue_args, running, status_of, wire
 
 ACQUIRE = {"site_name": TEST_QUEUE, "computing_element": TEST_QUEUE, "prod_source_label": "managed", "node": "n1",
@@ -164,7 +166,6 @@ def test_submit_assigns_increasing_pandaids_and_answers_like_panda_server(disp: 
         ("[not json", "Failed to deserialize jobs: not valid JSON"),
         ("[]", "No jobs were submitted"),
         ('[["NULL", "NULL", "not a file list"]]', "its last element must be the list of its files"),
-        (wire([job(1), {**job(2), "computingSite": "NOWHERE"}]), "job #1: computingSite 'NOWHERE' is not a queue"),
         (wire([job(1, job_label="analysis")]), "job_label=analysis is not valid"),
     ],
 )
@@ -174,15 +175,26 @@ def test_submit_refuses_what_panda_server_refuses_and_stores_none(disp: Dispatch
     assert acquire(disp)["success"] is False
 
 
-def test_submit_refuses_a_job_panda_server_could_not_insert(disp: Dispatcher) -> None:
-    """panda-server answers success with PandaID null for such a job; this dispatcher refuses the request."""
-    wired = json.loads(wire([job(1)]))
+def test_a_job_panda_server_could_not_insert_gets_no_pandaid_and_the_others_are_stored(disp: Dispatcher) -> None:
+    """panda-server answers success with PandaID "NULL" for such a job; the message here says why."""
+    wired = json.loads(wire([job(1), job(2), job(3)]))
     wired[0][JOB_COLUMNS.index("jobDefinitionID")] = "NULL"
+    wired[2][JOB_COLUMNS.index("attemptNr")] = "two"
     resp = disp.v1("job/submit", {"jobs": json.dumps(wired)}).json()
-    assert resp == {"success": False, "message": "job #0: jobDefinitionID is required: panda-server keeps it in a "
-                    "NOT NULL column", "data": None}
-    wired[0][JOB_COLUMNS.index("attemptNr")] = "two"
-    assert "attemptNr must be an integer, got 'two'" in disp.v1("job/submit", {"jobs": json.dumps(wired)}).text
+    assert resp["success"] is True and resp["message"] == (
+        "job #0 not stored: jobDefinitionID is required: panda-server keeps it in a NOT NULL column; "
+        "job #2 not stored: attemptNr must be an integer, got 'two'")
+    (lost, _, name0), (kept, _, name1), (lost2, def2, _) = resp["data"]
+    assert (lost, name0, lost2, def2, name1) == ("NULL", "test.job.1", "NULL", 0, "test.job.2")
+    assert [j["PandaID"] for j in acquire(disp, n_jobs=5)["data"]["jobs"]] == [kept]
+
+
+def test_the_client_reports_jobs_the_server_did_not_store(disp: Dispatcher) -> None:
+    """What fsm-pilot submit's client makes of such a reply (its own job files never produce one)."""
+    good, bad = to_wire(job(1), TEST_QUEUE), to_wire(job(2), TEST_QUEUE)
+    bad.columns["jobDefinitionID"] = "NULL"
+    answer = submit(disp.url, [good, bad])
+    assert [row[0] is None for row in answer.jobs] == [False, True] and "job #1 not stored" in answer.message
 
 
 def test_set_command_reaches_the_next_update_and_the_kill_ends_failed(disp: Dispatcher) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 
+from fsm_pilot.dispatcher.client import submit
+from fsm_pilot.dispatcher.submitspec import to_wire
 from tests.dispatcher_helpers import FIXTURES, ROOT, TEST_QUEUE, queue_args, running
 
 #: Where each server leaves a job whose pilot reported it failed: panda-server parks it until its adder runs.
@@ -110,6 +112,10 @@ def exercise(kind: str, url: str, queue: str, vo: str, tmp: Path) -> None:
                                          "pilot_error_code": 1144, "pilot_error_diag": "killed by the server"})
     assert final["success"] is True and final["data"]["StatusCode"] == 0
     assert status(url, panda_id) == FINAL_SEEN[kind]
+    unstorable = to_wire({"transformation": "x"}, queue, vo)
+    unstorable.columns["jobDefinitionID"] = "NULL"  # a NOT NULL column: the insert fails, the answer says so
+    (lost,) = submit(url, [unstorable]).jobs
+    assert lost[0] is None and lost[2] == unstorable.columns["jobName"]
     refusals(url, queue)
 
 

@@ -103,7 +103,7 @@ def main() -> int:
     dispatcher, url = start_dispatcher(root)
     try:
         jobs = json.loads(resources.files("fsm_pilot.demo").joinpath("jobs.json").read_text())
-        ids = [panda_id for panda_id, _, _ in submit(url, [to_wire(j, "FSM_EXAMPLE") for j in jobs])]
+        ids = [int(panda_id or 0) for panda_id, _, _ in submit(url, [to_wire(j, "FSM_EXAMPLE") for j in jobs]).jobs]
         print(f"dispatcher at {url}; submitted jobs {ids}", flush=True)
         code = run_pilot(root, url, ids)
         print(f"\npilot exit code: {code}\n{summary(root, url, ids)}")

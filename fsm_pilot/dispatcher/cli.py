@@ -75,16 +75,24 @@ def main_dispatcher(ns: argparse.Namespace) -> int:
 
 
 def main_submit(ns: argparse.Namespace) -> int:
+    """PandaIDs on stdout, one a line; a job the server did not store is said on stderr (exit 1)."""
     from fsm_pilot.dispatcher.client import ClientError, read_jobs, submit
 
     try:
-        stored = submit(ns.url, read_jobs(ns.jobfiles, ns.queue, ns.vo))
+        answer = submit(ns.url, read_jobs(ns.jobfiles, ns.queue, ns.vo))
     except ClientError as exc:
         print(f"submit: {exc}", file=sys.stderr)
         return 1
-    for panda_id, _definition, _name in stored:
-        print(panda_id)
-    return 0
+    if answer.message:
+        print(f"submit: the server says: {answer.message}", file=sys.stderr)
+    lost = 0
+    for index, (panda_id, _definition, name) in enumerate(answer.jobs):
+        if panda_id is None:
+            lost += 1
+            print(f"submit: job #{index} ({name}) was not stored by the server", file=sys.stderr)
+        else:
+            print(panda_id)
+    return 1 if lost else 0
 
 
 def main_status(ns: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,15 @@ def read_jobs(paths: Sequence[Path], queue: str | None, vo: str | None = None) -
 
 def _call(method: str, url: str, **kwargs: Any) -> Any:
     """One v1 call; the envelope's data, or a ClientError saying why not."""
+    return _envelope(method, url, **kwargs)[0]
+
+
+def _envelope(method: str, url: str, **kwargs: Any) -> tuple[Any, str]:
+    """One v1 call; the envelope's data and message, or a ClientError saying why not."""
     try:
         resp = requests.request(method, url, headers={"Accept": "application/json"}, timeout=TIMEOUT, **kwargs)
     except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the dispatcher at {url}: {exc}") from exc
+        raise ClientError(f"cannot reach the server at {url}: {exc}") from exc
     try:
         body = resp.json()
     except ValueError:
@@ -62,25 +68,32 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
     if not isinstance(body, dict) or "success" not in body:
         raise ClientError(f"{url} answered HTTP {resp.status_code}: {resp.text[:300]}")
     if not body["success"]:
-        raise ClientError(f"the dispatcher refused (HTTP {resp.status_code}): {body.get('message')}")
-    return body.get("data")
+        raise ClientError(f"the server refused (HTTP {resp.status_code}): {body.get('message')}")
+    return body.get("data"), str(body.get("message") or "")
 
 
-def submit(base: str, jobs: Sequence[WireJob]) -> list[tuple[int, Any, Any]]:
-    """(PandaID, jobDefinitionID, jobName or {"jobsetID": N}) per job, in order."""
+@dataclass(frozen=True)
+class Submitted:
+    """What the server answered: per job (PandaID or None when not stored, jobDefinitionID, name), and its note."""
+
+    jobs: list[tuple[int | None, Any, Any]]
+    message: str
+
+
+def submit(base: str, jobs: Sequence[WireJob]) -> Submitted:
+    """Submit; a job the server did not store (PandaID ``"NULL"`` in its reply) has PandaID None."""
     if len(jobs) > MAX_JOBS:
         raise ClientError(f"at most {MAX_JOBS} jobs per submission (panda-server drops the rest), got {len(jobs)}")
-    data = _call("POST", f"{base.rstrip('/')}/api/v1/job/submit", json={"jobs": encode(jobs)})
+    data, message = _envelope("POST", f"{base.rstrip('/')}/api/v1/job/submit", json={"jobs": encode(jobs)})
     if not isinstance(data, list) or len(data) != len(jobs):
         raise ClientError(f"unexpected submit reply for {len(jobs)} job(s): {data!r}")
-    out: list[tuple[int, Any, Any]] = []
-    for index, item in enumerate(data):
+    out: list[tuple[int | None, Any, Any]] = []
+    for item in data:
         if not isinstance(item, list) or len(item) != 3:
             raise ClientError(f"unexpected submit reply: {data!r}")
-        if not isinstance(item[0], int) or isinstance(item[0], bool):
-            raise ClientError(f"the server did not store job #{index} ({item[2]!r}): PandaID {item[0]!r}")
-        out.append((item[0], item[1], item[2]))
-    return out
+        stored = isinstance(item[0], int) and not isinstance(item[0], bool)
+        out.append((item[0] if stored else None, item[1], item[2]))
+    return Submitted(out, message)
 
 
 def status(base: str, ids: Sequence[int]) -> list[tuple[int, str, int | None]]:

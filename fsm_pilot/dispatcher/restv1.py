@@ -83,7 +83,8 @@ def update_worker_status(svc: Service, req: Request, p: dict[str, Any]) -> dict[
 def submit(svc: Service, req: Request, p: dict[str, Any]) -> dict[str, Any]:
     """``jobs`` is the JSON text panda-server's dump_jobs_json writes; data: [[PandaID, jobDefinitionID, name]]."""
     try:
-        return envelope(True, "", svc.submit(p["jobs"]))
+        rows, note = svc.submit(p["jobs"])
+        return envelope(True, note, rows)
     except SubmitRefused as exc:
         return envelope(False, str(exc))
 

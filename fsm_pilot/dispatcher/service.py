@@ -45,20 +45,15 @@ class Service:
                 fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         return self.store.claim(self.queues_for(site, ce), min(count, MAX_NJOBS), pilot, fields)
 
-    def _queue_of(self, columns: Mapping[str, Any]) -> str:
-        """The job's queue: computingSite must name one this dispatcher serves."""
-        queue = columns.get("computingSite")
-        if not isinstance(queue, str) or queue not in self.queues:
-            raise jobspec.SpecError(f"computingSite {queue!r} is not a queue of this dispatcher "
-                                    f"(served: {', '.join(self.queues)})")
-        return queue
+    def submit(self, text: str) -> tuple[list[list[Any]], str]:
+        """Store the jobs of a ``jobs`` string; per job [PandaID, jobDefinitionID, jobName], and a note.
 
-    def submit(self, text: str) -> list[list[Any]]:
-        """Store the jobs of a ``jobs`` string all at once; per job [PandaID, jobDefinitionID, jobName].
-
-        Analysis and pilot-test jobs get ``{"jobsetID": N}`` in place of the name, as from
-        panda-server; their jobsetID (and an analysis job's jobDefinitionID) is the first
-        PandaID of the submission, where panda-server counts per user.
+        As panda-server: a job its database would not take is answered with PandaID
+        ``"NULL"`` while the others are stored, and a job for a queue nobody serves is stored
+        and never handed out; the note (panda-server's message is empty) says why, per job.
+        Analysis and pilot-test jobs get ``{"jobsetID": N}`` in place of the name; their
+        jobsetID (and an analysis job's jobDefinitionID) is the first PandaID of the
+        submission, where panda-server counts per user.
         """
         try:
             jobs = jobwire.decode(text)[:MAX_SUBMIT]
@@ -70,15 +65,28 @@ class Service:
             label = job.columns.get("job_label")
             if label not in (None, "", jobwire.NULL) and label not in jobspec.JOB_LABELS:
                 raise SubmitRefused(f"job_label={label} is not valid")
-        ready: list[tuple[str, str, Builder]] = []
+        notes: list[str] = []
+        kept = [self._kept(index, job, notes) for index, job in enumerate(jobs)]
         first: list[int] = []
-        for index, job in enumerate(jobs):
-            try:
-                queue, kept = self._queue_of(job.columns), jobspec.stored(job)
-                ready.append((queue, jobspec.initial_status(kept), self._builder(kept, self.queues[queue], first)))
-            except jobspec.SpecError as exc:
-                raise SubmitRefused(f"job #{index}: {exc}") from exc
-        return [[d["PandaID"], d["jobDefinitionID"], _name(d)] for d in self.store.submit(ready)]
+        ready = [(str(k.columns.get("computingSite")), jobspec.initial_status(k),
+                  self._builder(k, self.queues.get(str(k.columns.get("computingSite")), {}), first))
+                 for k in kept if k is not None]
+        stored = iter(self.store.submit(ready))
+        rows = [_reply(next(stored) if k is not None else _unstored(job)) for job, k in zip(jobs, kept)]
+        return rows, "; ".join(notes)
+
+    def _kept(self, index: int, job: jobwire.WireJob, notes: list[str]) -> jobwire.WireJob | None:
+        """The job as its database would keep it, or None (with a note) where the insert would fail."""
+        try:
+            kept = jobspec.stored(job)
+        except jobspec.SpecError as exc:
+            notes.append(f"job #{index} not stored: {exc}")
+            return None
+        queue = kept.columns.get("computingSite")
+        if queue not in self.queues:
+            notes.append(f"job #{index}: computingSite {queue!r} is not a queue of this dispatcher "
+                         f"(served: {', '.join(self.queues)}): no pilot will get it")
+        return kept
 
     @staticmethod
     def _builder(job: jobwire.WireJob, queuedata: Mapping[str, Any], first: list[int]) -> Builder:
@@ -88,8 +96,15 @@ class Service:
         return build
 
 
-def _name(served: Mapping[str, Any]) -> Any:
-    """What panda-server's reply names a job by: the jobsetID for analysis and pilot-test labels."""
+def _unstored(job: jobwire.WireJob) -> dict[str, Any]:
+    """A job that was not stored, as panda-server answers for it: no PandaID, its other columns as given."""
+    c = job.columns
+    return {"PandaID": jobwire.NULL, "jobDefinitionID": c.get("jobDefinitionID", jobwire.NULL),
+            "prodSourceLabel": c.get("prodSourceLabel"), "jobsetID": c.get("jobsetID"), "jobName": c.get("jobName")}
+
+
+def _reply(served: Mapping[str, Any]) -> list[Any]:
+    """[PandaID, jobDefinitionID, name]: the jobsetID for analysis and pilot-test labels, else the job name."""
     if served["prodSourceLabel"] in jobspec.ANALYSIS_LABELS | jobspec.PTEST_LABELS:
-        return {"jobsetID": served["jobsetID"]}
-    return served["jobName"]
+        return [served["PandaID"], served["jobDefinitionID"], {"jobsetID": served["jobsetID"]}]
+    return [served["PandaID"], served["jobDefinitionID"], served["jobName"]]
