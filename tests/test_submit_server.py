@@ -1,11 +1,10 @@
 """``fsm-pilot submit`` and ``status`` and the v1 calls around a job, checked the same way on two servers.
 
 The same exchange runs against the embedded dispatcher and, when FSM_PILOT_PANDA_SERVER_URL and
-FSM_PILOT_PANDA_SERVER_QUEUE name one (the real-server CI exports them; FSM_PILOT_PANDA_SERVER_VO, default
-``local``, is the VO to submit with: ``atlas`` hits a panda-server bug on PostgreSQL), a real panda-server
-1.0.4: submit with the command line, wait for ``activated``, take the job with acquire_jobs, compare what is
-served with the job file, set commands, report, read the status back, and check that both refuse the same
-malformed requests in the same words. The real server must have no other job waiting in that queue.
+FSM_PILOT_PANDA_SERVER_QUEUE name one (the real-server CI exports them), a real panda-server 1.0.4: submit
+with the command line, wait for ``activated``, take the job with acquire_jobs, compare what is served with
+the job file, set commands, report, read the status back, and check that both refuse the same malformed
+requests in the same words. The real server must have no other job waiting in that queue.
 """
 
 from __future__ import annotations
@@ -86,10 +85,10 @@ def check_served(served: dict[str, Any], job: dict[str, Any]) -> None:
     assert served["outFiles"] == f"o.txt,{log}" and served["logFile"] == log
 
 
-def exercise(kind: str, url: str, queue: str, vo: str, tmp: Path) -> None:
+def exercise(kind: str, url: str, queue: str, tmp: Path) -> None:
     """The whole exchange; every expectation holds for both servers unless FINAL_SEEN says otherwise."""
     path, job = job_file(tmp)
-    done = cli("submit", "--url", url, "--queue", queue, "--vo", vo, str(path))
+    done = cli("submit", "--url", url, "--queue", queue, str(path))
     assert done.returncode == 0, done.stderr
     (panda_id,) = [int(line) for line in done.stdout.split()]
     wait_status(url, panda_id, "activated")
@@ -112,7 +111,7 @@ def exercise(kind: str, url: str, queue: str, vo: str, tmp: Path) -> None:
                                          "pilot_error_code": 1144, "pilot_error_diag": "killed by the server"})
     assert final["success"] is True and final["data"]["StatusCode"] == 0
     assert status(url, panda_id) == FINAL_SEEN[kind]
-    unstorable = to_wire({"transformation": "x"}, queue, vo)
+    unstorable = to_wire({"transformation": "x"}, queue)
     unstorable.columns["jobDefinitionID"] = "NULL"  # a NOT NULL column: the insert fails, the answer says so
     (lost,) = submit(url, [unstorable]).jobs
     assert lost[0] is None and lost[2] == unstorable.columns["jobName"]
@@ -146,14 +145,14 @@ def embedded(tmp_path: Path) -> Iterator[str]:
 
 
 def test_submit_and_the_job_calls_on_the_embedded_dispatcher(embedded: str, tmp_path: Path) -> None:
-    exercise("embedded", embedded, TEST_QUEUE, "local", tmp_path)
+    exercise("embedded", embedded, TEST_QUEUE, tmp_path)
 
 
 def test_submit_and_the_job_calls_on_a_real_panda_server(tmp_path: Path) -> None:
     url, queue = os.environ.get("FSM_PILOT_PANDA_SERVER_URL"), os.environ.get("FSM_PILOT_PANDA_SERVER_QUEUE")
     if not url or not queue:
         pytest.skip("no real panda-server: set FSM_PILOT_PANDA_SERVER_URL and FSM_PILOT_PANDA_SERVER_QUEUE")
-    exercise("panda-server", url, queue, os.environ.get("FSM_PILOT_PANDA_SERVER_VO", "local"), tmp_path)
+    exercise("panda-server", url, queue, tmp_path)
 
 
 def test_a_job_whose_inputs_are_not_ready_is_assigned_and_never_handed_out(embedded: str, tmp_path: Path) -> None:

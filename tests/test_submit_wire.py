@@ -98,7 +98,7 @@ def _real(python: str, texts: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_job_is_its_column_values_in_order_then_its_files() -> None:
-    text = encode([to_wire(SAMPLE, "Q", "local")])
+    text = encode([to_wire({**SAMPLE, "VO": "local"}, "Q")])
     (state,) = json.loads(text)
     assert isinstance(text, str) and len(state) == len(JOB_COLUMNS) + 1 and len(JOB_COLUMNS) == 126
     column = dict(zip(JOB_COLUMNS, state))
@@ -179,7 +179,7 @@ def test_decode_refuses_what_load_jobs_json_refuses(text: str) -> None:
 
 
 def test_the_encoding_is_what_panda_servers_dump_jobs_json_writes(panda_python: str) -> None:
-    jobs = [to_wire(SAMPLE, "Q", "local"),
+    jobs = [to_wire({**SAMPLE, "VO": "local"}, "Q"),
             to_wire({"transformation": "echo", "jobPars": "", "prodSourceLabel": "managed", "jobName": "bare"}, "Q"),
             to_wire({"transformation": "x", "computingSite": "Q", "Files": [{"lfn": "in", "type": "input"}]})]
     text = encode(jobs)
@@ -192,7 +192,7 @@ def test_the_encoding_is_what_panda_servers_dump_jobs_json_writes(panda_python: 
 
 def test_the_served_job_is_what_panda_servers_protocol_builds(panda_python: str) -> None:
     """The definition acquire_jobs hands out, from the same stored job (storage endpoints aside: no site here)."""
-    text = encode([to_wire(SAMPLE, "Q", "local"), to_wire({"transformation": "e", "assignedPriority": 900}, "Q")])
+    text = encode([to_wire(SAMPLE, "Q"), to_wire({"transformation": "e", "assignedPriority": 900}, "Q")])
     (real,) = _real(panda_python, [text])
     for n, (job, theirs) in enumerate(zip(decode(text), real["jobs"])):
         ours = jobspec.serve(jobspec.numbered(jobspec.stored(job), 100 + n, 100), {})

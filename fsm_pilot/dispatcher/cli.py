@@ -44,7 +44,6 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "submit", help="submit jobs to panda-server or the embedded dispatcher; prints PandaIDs")
     p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:25443")
     p.add_argument("--queue", default=None, help="queue (nickname) for every job (sets computingSite)")
-    p.add_argument("--vo", default=None, help="VO for every job (panda-server assumes atlas when none is given)")
     p.add_argument("jobfiles", nargs="+", type=Path, metavar="JOBFILE",
                    help="JSON job definition (getJob field names, or JobSpec columns with Files), or a list")
     p.set_defaults(func=main_submit)
@@ -79,7 +78,7 @@ def main_submit(ns: argparse.Namespace) -> int:
     from fsm_pilot.dispatcher.client import ClientError, read_jobs, submit
 
     try:
-        answer = submit(ns.url, read_jobs(ns.jobfiles, ns.queue, ns.vo))
+        answer = submit(ns.url, read_jobs(ns.jobfiles, ns.queue))
     except ClientError as exc:
         print(f"submit: {exc}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ class ClientError(Exception):
     """What to tell the user: the server is unreachable, refused, or a job file is bad."""
 
 
-def read_jobs(paths: Sequence[Path], queue: str | None, vo: str | None = None) -> list[WireJob]:
+def read_jobs(paths: Sequence[Path], queue: str | None) -> list[WireJob]:
     """JobSpecs from job files holding one job or a list of them (submitspec says what a job may name)."""
     jobs: list[WireJob] = []
     for path in paths:
@@ -44,7 +44,7 @@ def read_jobs(paths: Sequence[Path], queue: str | None, vo: str | None = None) -
             raise ClientError(f"{path}: expected a job definition (JSON object) or a list of them")
         for index, item in enumerate(items):
             try:
-                jobs.append(to_wire(item, queue, vo))
+                jobs.append(to_wire(item, queue))
             except SpecError as exc:
                 raise ClientError(f"{path} job #{index}: {exc}") from exc
     return jobs

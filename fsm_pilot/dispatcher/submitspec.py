@@ -144,7 +144,7 @@ def _check_names(raw: Mapping[str, Any]) -> None:
         raise SpecError(f"not panda-server job fields: {', '.join(unknown)}")
 
 
-def to_wire(raw: Mapping[str, Any], queue: str | None = None, vo: str | None = None) -> WireJob:
+def to_wire(raw: Mapping[str, Any], queue: str | None = None) -> WireJob:
     """The JobSpec (columns and files) for one job file entry."""
     _check_names(raw)
     columns: dict[str, Any] = {RENAMED.get(k, k): v for k, v in raw.items()
@@ -153,8 +153,6 @@ def to_wire(raw: Mapping[str, Any], queue: str | None = None, vo: str | None = N
     columns["computingSite"] = queue or columns.get("computingSite")
     if not columns["computingSite"]:
         raise SpecError("no queue: give --queue or computingSite")
-    if vo:
-        columns["VO"] = vo
     transformation = columns.get("transformation")
     if not isinstance(transformation, str) or not transformation.strip():
         raise SpecError("transformation is required (the payload's script or command)")
