@@ -25,6 +25,8 @@ import requests
 from fsm_pilot.dispatcher.client import submit
 from fsm_pilot.dispatcher.submitspec import to_wire
 from tests.dispatcher_helpers import FIXTURES, ROOT, TEST_QUEUE, queue_args, running
+from tests.test_panda_client_stub import running_stub
+from tests.test_panda_client_stub import v1 as v1_reply
 
 #: Where each server leaves a job whose pilot reported it failed: panda-server parks it until its adder runs.
 FINAL_SEEN = {"embedded": "failed", "panda-server": "holding"}
@@ -165,3 +167,25 @@ def test_a_job_whose_inputs_are_not_ready_is_assigned_and_never_handed_out(embed
     assert status(embedded, int(done.stdout)) == "assigned"
     taken = v1(embedded, "pilot/acquire_jobs", {"site_name": TEST_QUEUE})
     assert taken == {"success": False, "message": "No jobs in PanDA", "data": None}
+
+
+def test_submit_and_status_present_the_pilots_credentials(tmp_path: Path) -> None:
+    """panda-server takes submissions only from an authenticated caller: the token goes as the pilot sends it."""
+    token = tmp_path / "token"
+    token.write_text("header.payload.signature\n")
+    path, job = job_file(tmp_path)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PANDA_AUTH", "OIDC_AUTH", "X509"))},
+           "PANDA_AUTH_TOKEN": str(token), "PANDA_AUTH_ORIGIN": "myvo.pilot"}
+    with running_stub() as stub:
+        stub.on("/api/v1/job/submit", v1_reply([[7, 0, job["jobName"]]]))
+        stub.on("/api/v1/pilot/get_job_status", v1_reply([{"job_id": 7, "status": "activated", "attempt_number": 0}]))
+        submitted = subprocess.run([sys.executable, "-m", "fsm_pilot", "submit", "--url", stub.url, "--queue", "Q",
+                                    str(path)], capture_output=True, text=True, env=env, check=False, timeout=60)
+        shown = subprocess.run([sys.executable, "-m", "fsm_pilot", "status", "--url", stub.url, "7"],
+                               capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert (submitted.returncode, submitted.stdout, shown.stdout) == (0, "7\n", "7 activated attemptNr=0\n")
+    for seen in stub.seen:
+        assert seen.headers["Authorization"] == "Bearer header.payload.signature", seen.path
+        assert seen.headers["Origin"] == "myvo.pilot"
+    (sent,) = stub.requests_to("/api/v1/job/submit")
+    assert sent.headers["Content-Type"] == "application/json" and isinstance(sent.json()["jobs"], str)

@@ -19,6 +19,7 @@ import requests
 
 from fsm_pilot.dispatcher.jobwire import WireJob, encode
 from fsm_pilot.dispatcher.submitspec import SpecError, to_wire
+from fsm_pilot.panda.auth import auth_from_env
 
 TIMEOUT = 30.0
 #: Most jobs panda-server stores from one submission.
@@ -56,19 +57,27 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def _envelope(method: str, url: str, **kwargs: Any) -> tuple[Any, str]:
-    """One v1 call; the envelope's data and message, or a ClientError saying why not."""
+    """One v1 call; the envelope's data and message, or a ClientError saying why not.
+
+    Credentials as the pilot finds them (fsm_pilot.panda.auth): the X509 proxy as client
+    certificate, CAs from X509_CERT_DIR, a token from PANDA_AUTH_TOKEN with
+    PANDA_AUTH_ORIGIN; panda-server takes submissions only from an authenticated caller.
+    """
+    auth = auth_from_env()
+    headers = {"Accept": "application/json", **auth.headers()}
     try:
-        resp = requests.request(method, url, headers={"Accept": "application/json"}, timeout=TIMEOUT, **kwargs)
+        resp = requests.request(method, url, headers=headers, timeout=TIMEOUT, cert=auth.cert, verify=auth.verify,
+                                **kwargs)
     except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the server at {url}: {exc}") from exc
+        raise ClientError(auth.redact(f"cannot reach the server at {url}: {exc}")) from exc
     try:
         body = resp.json()
     except ValueError:
         body = None
     if not isinstance(body, dict) or "success" not in body:
-        raise ClientError(f"{url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+        raise ClientError(auth.redact(f"{url} answered HTTP {resp.status_code}: {resp.text[:300]}"))
     if not body["success"]:
-        raise ClientError(f"the server refused (HTTP {resp.status_code}): {body.get('message')}")
+        raise ClientError(auth.redact(f"the server refused (HTTP {resp.status_code}): {body.get('message')}"))
     return body.get("data"), str(body.get("message") or "")
 
 
