@@ -30,6 +30,10 @@ from typing import Any
 
 import requests
 
+from fsm_pilot.dispatcher.jobwire import encode
+from fsm_pilot.dispatcher.submitspec import to_wire
+
+QUEUE = "TEST_QUEUE"
 QUEUEDATA = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "queuedata_TEST_QUEUE.json"
 JSON = {"Accept": "application/json"}
 GET_FIELDS = {"siteName": "TEST_QUEUE", "computingElement": "TEST_QUEUE", "prodSourceLabel": "managed",
@@ -106,9 +110,9 @@ def dispatcher(tmp: str) -> Iterator[str]:
 
 def submit_all(url: str, count: int) -> None:
     for first in range(0, count, 5000):
-        jobs = [{"transformation": "echo", "jobPars": f"job {i}", "jobName": f"bench.{i}"}
+        jobs = [to_wire({"transformation": "echo", "jobPars": f"job {i}", "jobName": f"bench.{i}"}, QUEUE)
                 for i in range(first, min(count, first + 5000))]
-        reply = requests.post(f"{url}/api/v1/job/submit", json={"jobs": jobs}, timeout=120).json()
+        reply = requests.post(f"{url}/api/v1/job/submit", json={"jobs": encode(jobs)}, timeout=120).json()
         assert reply["success"], reply
 
 

@@ -47,7 +47,9 @@ def _store(ctx: Context, spec: FileSpec, src: Path, activity: str, *, guid: str,
 
 def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
     """Store one file and add it to the job's xml report; failures fail the job, not the pilot."""
-    guid = spec.guid or str(uuid.uuid4()).upper()
+    # a file the job names no GUID for gets a lower-case uuid4, as panda-server makes its GUIDs (the log's,
+    # in its setupper), so one job's files share one case in its filestable4; Pilot 3 upper-cases its own
+    guid = spec.guid or str(uuid.uuid4())
     # a payload's file must stay inside the job dir (no symlink out); the log tarball is the pilot's own
     staged = _store(ctx, spec, src, activity, guid=guid, within=run.workdir if payload_file else None)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,

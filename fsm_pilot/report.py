@@ -8,6 +8,7 @@ outcome of a job survives the pilot.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -15,7 +16,11 @@ from pathlib import Path
 
 from fsm_pilot import __version__
 from fsm_pilot.context import Context, JobRun
+from fsm_pilot.logtail import pilot_log
 from fsm_pilot.redact import redact
+
+#: The pilot's own log in the pilot dir (fsm_pilot.states.init).
+LOG_NAME = "pilot.log"
 
 #: The server parses start/end times in this format (epoch floats are dropped).
 SERVER_TIME = "%Y-%m-%d %H:%M:%S"
@@ -36,12 +41,11 @@ def _cpu_unit(ctx: Context) -> str:
     return f"s+{model}" if model else "s"
 
 
-def _tail(path: Path | None, limit: int = 1024) -> str:
-    if path is None or not path.is_file():
-        return ""
-    with open(path, "rb") as f:
-        f.seek(max(0, path.stat().st_size - limit))
-        return f.read().decode("utf-8", "replace")[-limit:]
+def cpu_time(seconds: float) -> int:
+    """CPU seconds as panda-server keeps them: a whole number (its column is numeric(20), update_job's
+    argument an int, which refuses a float), rounded up so that a short job that used CPU does not
+    read as one that used none."""
+    return max(0, math.ceil(seconds))
 
 
 def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
@@ -62,7 +66,7 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "startTime": _utc(run.start_time),
         "endTime": _utc(end),
         "coreCount": run.job.core_count if run.job is not None else 1,
-        "cpuConsumptionTime": round(run.cpu_seconds),
+        "cpuConsumptionTime": cpu_time(run.cpu_seconds),
         "cpuConsumptionUnit": _cpu_unit(ctx),
         "cpuConversionFactor": 1.0,
         "transExitCode": exe_code,
@@ -72,17 +76,21 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "exeErrorDiag": f"payload exit code {exe_code}" if exe_code else "",
         "xml": json.dumps(run.xml, sort_keys=True) if run.xml else "",
         "pilotTiming": "|".join(str(round(run.timings.get(k, 0.0))) for k in TIMING_KEYS),
-        "pilotLog": _tail(run.workdir / "payload.stderr" if run.workdir else None) if failed else "",
+        "pilotLog": pilot_log(ctx.pilot_dir / LOG_NAME if ctx.pilot_dir else None) if failed else "",
     }
     if run.identity.attempt_nr is None:  # not an integer: let the server apply the report to its attempt
         del fields["attemptNr"]
-    fields.update(_usage_fields(run))
+    fields.update(usage_fields(run))
     # the payload's stderr and tools' output are quoted: no token goes to PanDA, heartbeat.json or the report file
     return {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
 
 
-def _usage_fields(run: JobRun) -> dict[str, object]:
-    """maxRSS ... rateWBYTES and jobMetrics, from what the monitor measured (nothing if it never ran)."""
+def usage_fields(run: JobRun) -> dict[str, object]:
+    """maxRSS ... rateWBYTES and jobMetrics, from what the monitor measured so far (nothing before it ran).
+
+    Every update carries them, heartbeats too, as Pilot 3 adds its memory monitor's
+    figures to each one: the monitoring pages show them while the job runs.
+    """
     if run.usage is None:
         return {}
     from fsm_pilot.monitor import job_metrics

@@ -16,7 +16,7 @@ import time
 from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotFailure
 from fsm_pilot.finalreply import NOT_APPLIED, judge
-from fsm_pilot.report import final_update, write_json_atomic
+from fsm_pilot.report import cpu_time, final_update, usage_fields, write_json_atomic
 from fsm_pilot.server import deadline, reports
 
 DEBUG_HEARTBEAT = 60.0
@@ -33,12 +33,18 @@ STOPPING_UPDATE_SECONDS = 1.0
 
 
 def update_fields(ctx: Context, run: JobRun, state: str, final: bool) -> dict[str, object]:
-    """The updateJob fields for ``state``: brief for starting/running, everything for the final one."""
+    """The updateJob fields for ``state``: everything for the final one; for starting/running the brief
+    ones plus what the monitor measured so far (memory, I/O, jobMetrics, CPU time), as Pilot 3 sends."""
     fields = final_update(ctx, run)
     fields["state"] = state
     if final:
         return fields
-    return {key: fields[key] for key in BRIEF_FIELDS if key in fields}
+    brief = {key: fields[key] for key in BRIEF_FIELDS if key in fields}
+    brief.update(usage_fields(run))
+    cpu = max(run.cpu_seconds, run.usage.cpu_seconds if run.usage is not None else 0.0)
+    if cpu > 0:
+        brief.update(cpuConsumptionTime=cpu_time(cpu), cpuConversionFactor=fields["cpuConversionFactor"])
+    return brief
 
 
 def heartbeat_interval(ctx: Context) -> float:

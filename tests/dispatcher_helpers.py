@@ -102,12 +102,12 @@ class Dispatcher:
         return caller.request(method, f"{self.url}/api/v1/{path}", timeout=30, **kwargs)
 
     def submit(self, jobs: Sequence[Mapping[str, Any]]) -> list[int]:
-        resp = self.v1("job/submit", {"jobs": list(jobs)})
+        """Submit as ``fsm-pilot submit`` does (panda-server's encoding); the PandaIDs."""
+        resp = self.v1("job/submit", {"jobs": wire(jobs)})
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["success"] is True, body
-        ids: list[int] = body["data"]
-        return ids
+        return [int(row[0]) for row in body["data"]]
 
 
 @contextmanager
@@ -124,6 +124,14 @@ def running(tmp: Path, *extra: str, db: Path | None = None) -> Iterator[Dispatch
 
 def queue_args() -> list[str]:
     return ["--queuedata", str(FIXTURES / "queuedata_TEST_QUEUE.json")]
+
+
+def wire(jobs: Sequence[Mapping[str, Any]], queue: str = TEST_QUEUE) -> str:
+    """The ``jobs`` string for these job definitions, for ``queue`` unless one names its computingSite."""
+    from fsm_pilot.dispatcher.jobwire import encode
+    from fsm_pilot.dispatcher.submitspec import to_wire
+
+    return encode([to_wire(j, None if j.get("computingSite") else queue) for j in jobs])
 
 
 def job(n: int = 0, **fields: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from tests.dispatcher_helpers import wire
 from tests.pilotrun import FIXTURES
 
 
@@ -68,7 +69,8 @@ class Dispatcher:
         return reply["data"]
 
     def submit(self, *jobs: dict[str, Any], queue: str = "TEST_QUEUE") -> list[int]:
-        return [int(i) for i in self.v1("job/submit", {"jobs": [{**j, "computingSite": queue} for j in jobs]})]
+        """Submit as ``fsm-pilot submit`` does (panda-server's encoding); the PandaIDs."""
+        return [int(row[0]) for row in self.v1("job/submit", {"jobs": wire(jobs, queue)})]
 
     def status(self, *ids: int) -> dict[int, str]:
         params = [("job_ids", str(i)) for i in ids]

@@ -187,8 +187,8 @@ class Clock:
 def store_with_a_job(tmp_path: Path, **policy: Any) -> tuple[Store, Clock, int]:
     clock = Clock()
     store = Store(tmp_path / "s.db", Policy(**policy), clock=clock)
-    (panda_id,) = store.submit([(TEST_QUEUE, {"attemptNr": 0, "jobName": "j"})])
-    return store, clock, panda_id
+    (job,) = store.submit([(TEST_QUEUE, "activated", lambda _: {"attemptNr": 0, "jobName": "j"})])
+    return store, clock, int(job["PandaID"])
 
 
 def take(store: Store) -> list[tuple[int, int]]:
@@ -221,12 +221,12 @@ def test_store_refuses_the_old_attempt_and_takes_the_new_one(tmp_path: Path) -> 
 
 def test_store_fails_a_job_out_of_attempts_and_leaves_reported_ones_alone(tmp_path: Path) -> None:
     store, clock, lost = store_with_a_job(tmp_path, sent_timeout=60, max_attempts=1)
-    (started,) = store.submit([(TEST_QUEUE, {"attemptNr": 0, "jobName": "k"})])
+    started = int(store.submit([(TEST_QUEUE, "activated", lambda _: {"attemptNr": 0, "jobName": "k"})])[0]["PandaID"])
     assert take(store) == [(lost, 0), (started, 0)]
     store.update(Update(started, "starting", 0, None, {}))
     assert store.set_command(lost, "debug")[0]
     clock.now += 60
-    assert store.set_command(lost, "debug") == (False, f"PandaID={lost} is already failed")
+    assert store.set_command(lost, "debug") == (False, f"no active job with PandaID={lost}")
     assert store.statuses([lost, started]) == [JobStatus(lost, "failed", 0), JobStatus(started, "starting", 0)]
     expired = store.history(lost)[-1]
     assert (expired["event"], expired["state"], expired["outcome"]) == ("expired", "failed", "failed")

@@ -100,7 +100,7 @@ def _submit(disp: Dispatcher, payload: bytes) -> int:
     adler = f"{zlib.adler32(payload) & 0xFFFFFFFF:08x}"
     spec = {"transformation": "run.sh", "jobPars": "via the dispatcher", "jobName": "pilot3.trivial",
             "prodSourceLabel": "managed", "inFiles": "run.sh", "GUID": str(uuid.uuid4()),
-            "fsize": str(len(payload)), "checksum": f"ad:{adler}", "scopeIn": "test", "ddmEndPointIn": "LOCAL_DISK",
+            "fsize": str(len(payload)), "checksum": f"ad:{adler}", "scopeIn": "test",
             "realDatasetsIn": "test.inputs", "prodDBlocks": "test.inputs", "prodDBlockToken": "NULL",
             "dispatchDblock": "NULL", "dispatchDBlockToken": "NULL", "outFiles": "out.txt", "scopeOut": "test"}
     (panda_id,) = disp.submit([spec])

@@ -21,6 +21,7 @@ from tests.dispatcher_helpers import (
     queue_args,
     running,
     status_of,
+    wire,
 )
 
 GETJOB = {"siteName": TEST_QUEUE, "node": "vm"}
@@ -69,7 +70,7 @@ def test_without_files_it_serves_the_bundled_queue_and_a_storage_dir(tmp_path: P
         (endpoint,) = requests.get(f"{disp.url}/cric/ddmendpoints.json", timeout=10).json().values()
         path = endpoint["arprotocols"]["write_lan"][0]["path"]
         assert path == str((tmp_path / "storage").resolve()) and Path(path).is_dir()
-        (panda_id,) = disp.submit([job(1)])  # one queue: computingSite may be left out
+        (panda_id,) = disp.submit([job(1, computingSite="FSM_EXAMPLE")])
         got = disp.legacy("getJob", {"siteName": "FSM_EXAMPLE"}).json()
         assert got["PandaID"] == panda_id and got["ddmEndPointOut"] == "LOCAL_DISK"
 
@@ -82,8 +83,10 @@ def test_storage_dir_and_several_queue_files(tmp_path: Path) -> None:
     with running(tmp_path, *args) as disp:
         assert sorted(requests.get(f"{disp.url}/cric/pandaqueues.json", timeout=10).json()) == ["OTHER", TEST_QUEUE]
         assert (tmp_path / "se").is_dir()
-        refused = disp.v1("job/submit", {"jobs": [job(1)]})
-        assert refused.status_code == 400 and "computingSite is required" in refused.json()["message"]
+        elsewhere = disp.v1("job/submit", {"jobs": wire([job(1)], "NOWHERE")}).json()  # stored, as panda-server does
+        assert elsewhere["success"] is True and elsewhere["message"] == (
+            "job #0: computingSite 'NOWHERE' is not a queue of this dispatcher (served: OTHER, TEST_QUEUE): "
+            "no pilot will get it")
         (panda_id,) = disp.submit([job(1, computingSite="OTHER")])
         assert disp.legacy("getJob", {"siteName": TEST_QUEUE}).json()["StatusCode"] == 20
         assert disp.legacy("getJob", {"siteName": "OTHER_SITE"}).json()["PandaID"] == panda_id
@@ -149,15 +152,23 @@ def test_submit_and_status_commands(tmp_path: Path) -> None:
 
 
 def test_submit_refused_and_unreachable(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.json"
+    bad, good = tmp_path / "bad.json", tmp_path / "good.json"
     bad.write_text(json.dumps({"jobPars": "no transformation"}))
+    good.write_text(json.dumps(job(1)))
     with running(tmp_path, *queue_args()) as disp:
-        refused = cli("submit", "--url", disp.url, str(bad))
-        assert refused.returncode == 1 and "refused" in refused.stderr and "transformation" in refused.stderr
+        unsent = cli("submit", "--url", disp.url, "--queue", TEST_QUEUE, str(bad))
+        assert unsent.returncode == 1 and "bad.json job #0: transformation is required" in unsent.stderr
+        labelled = tmp_path / "label.json"
+        labelled.write_text(json.dumps(job(1, job_label="analysis")))
+        refused = cli("submit", "--url", disp.url, "--queue", TEST_QUEUE, str(labelled))
+        assert refused.returncode == 1 and "the server refused (HTTP 200): job_label=analysis is not valid" in (
+            refused.stderr)
+        elsewhere = cli("submit", "--url", disp.url, "--queue", "NOWHERE", str(good))
+        assert elsewhere.returncode == 0 and "'NOWHERE' is not a queue of this dispatcher" in elsewhere.stderr
         url = disp.url
-    for args in (("submit", "--url", url, str(bad)), ("status", "--url", url, "1")):
+    for args in (("submit", "--url", url, "--queue", TEST_QUEUE, str(good)), ("status", "--url", url, "1")):
         gone = cli(*args)
-        assert gone.returncode == 1 and "cannot reach the dispatcher" in gone.stderr
+        assert gone.returncode == 1 and "cannot reach the server" in gone.stderr
     unreadable = cli("submit", "--url", url, str(tmp_path / "missing.json"))
     assert unreadable.returncode == 1 and "cannot read job file" in unreadable.stderr
 

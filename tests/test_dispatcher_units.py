@@ -1,4 +1,4 @@
-"""The dispatcher's pure parts: update decisions, command queueing, job completion, validation."""
+"""The dispatcher's pure parts: update decisions, served job definitions, v1 validation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from fsm_pilot.dispatcher import jobspec, jobstate, restv1
-from fsm_pilot.dispatcher.encoding import BadRequest
+from fsm_pilot.dispatcher import jobspec, restv1
 from fsm_pilot.dispatcher.jobstate import Held, decide
+from fsm_pilot.dispatcher.jobwire import WireJob
+from fsm_pilot.dispatcher.v1params import Refused, validate
 from tests.dispatcher_helpers import FIXTURES
 
 QUEUEDATA = json.loads((FIXTURES / "queuedata_TEST_QUEUE.json").read_text())
@@ -28,6 +29,8 @@ QUEUEDATA = json.loads((FIXTURES / "queuedata_TEST_QUEUE.json").read_text())
         (Held("sent", 0, None), "starting", 0, ("starting", "NULL", "accepted")),
         (Held("running", 0, None), "starting", None, (None, "NULL", "stale")),
         (Held("holding", 0, None), "running", None, (None, "NULL", "stale")),
+        (Held("running", 0, None, debug=True), "running", None, ("running", "debug", "accepted")),
+        (Held("running", 0, "tobekilled", debug=True), "running", 0, ("running", "debug,tobekilled", "accepted")),
         (Held("running", 0, "tobekilled"), "failed", 0, ("failed", "tobekilled", "accepted")),
         (Held("sent", 0, None), "finished", None, ("finished", "NULL", "accepted")),
     ],
@@ -37,63 +40,78 @@ def test_decide(held: Held | None, state: str, attempt: int | None, expected: tu
     assert (decision.status, decision.command, decision.outcome) == expected
 
 
-def test_commands_queue_in_order_each_once() -> None:
-    assert jobstate.merge_commands(None, "debug") == "debug"
-    assert jobstate.merge_commands("debug", "tobekilled") == "debug,tobekilled"
-    assert jobstate.merge_commands("debug,tobekilled", "debug") == "debug,tobekilled"
+def _served(**columns: Any) -> dict[str, Any]:
+    files = columns.pop("files", [])
+    job = jobspec.stored(WireJob({"jobDefinitionID": 7, "computingSite": "TEST_QUEUE", **columns}, files))
+    return jobspec.serve(jobspec.numbered(job, 42, 42), QUEUEDATA)
 
 
-def test_complete_fills_panda_server_defaults_and_types() -> None:
-    spec = jobspec.complete({"transformation": "echo", "coreCount": "4", "taskID": "77", "jobName": "j1"},
-                            "TEST_QUEUE", QUEUEDATA)
-    assert spec["coreCount"] == 4 and spec["taskID"] == 77 and spec["jobsetID"] == "NULL"
-    assert spec["logFile"] == "j1.job.log.tgz" and spec["outFiles"] == "j1.job.log.tgz"
-    assert spec["fileDestinationSE"] == "TEST_QUEUE" and spec["destinationSE"] == "TEST_QUEUE"
-    assert spec["ddmEndPointOut"] == "LOCAL_DISK"
-    assert spec["ioIntensity"] is None and spec["resource_type"] == "Undefined"
+def test_serve_builds_the_definition_as_panda_server_does() -> None:
+    log = {"type": "log", "lfn": "j1.log.tgz", "GUID": "g-log", "scope": "test", "dataset": "ds"}
+    spec = _served(transformation="echo", jobName="j1", coreCount="4", taskID="77", files=[log])
+    assert list(spec)[:8] == ["PandaID", "prodSourceLabel", "swRelease", "homepackage", "transformation", "jobName",
+                              "jobDefinitionID", "cloud"]
+    assert spec["PandaID"] == 42 and spec["coreCount"] == 4 and spec["taskID"] == 77 and spec["jobsetID"] == "NULL"
+    assert (spec["logFile"], spec["logGUID"], spec["outFiles"], spec["scopeLog"]) == (
+        "j1.log.tgz", "g-log", "j1.log.tgz", "test")
+    assert spec["ddmEndPointOut"] == "LOCAL_DISK" and spec["jobPars"] == " " and spec["attemptNr"] == 0
+    assert spec["ioIntensity"] is None and spec["resource_type"] == "Undefined" and spec["currentPriority"] == 0
 
 
-def test_complete_keeps_outputs_aligned_with_the_log_last() -> None:
-    spec = jobspec.complete({"transformation": "x", "jobName": "j", "outFiles": "a.txt,b.txt"}, "Q", QUEUEDATA)
-    assert spec["outFiles"] == "a.txt,b.txt,j.job.log.tgz"
-    for name in ("destinationDblock", "realDatasets", "fileDestinationSE", "destinationDBlockToken",
-                 "dispatchDBlockTokenForOut", "ddmEndPointOut"):
-        assert len(spec[name].split(",")) == 3, name
-    assert spec["scopeOut"] == "test,test"
+def test_serve_aligns_inputs_and_outputs_by_position() -> None:
+    files = [{"type": "input", "lfn": "a", "fsize": "5", "md5sum": "m1", "scope": "s"},
+             {"type": "input", "lfn": "a", "fsize": 5},  # the same input twice is served once
+             {"type": "input", "lfn": "b", "fsize": 7, "checksum": "ad:01", "dispatchDBlockToken": "dst:LOCAL_DISK"},
+             {"type": "output", "lfn": "o.$PANDAID", "destinationDBlockToken": "ddd:LOCAL_DISK,x"},
+             {"type": "log", "lfn": "l.tgz"}]
+    spec = _served(transformation="x", prodSourceLabel="managed", files=files)
+    assert (spec["inFiles"], spec["fsize"], spec["checksum"], spec["scopeIn"]) == ("a,b", "5,7", "m1,ad:01", "s,NULL")
+    assert spec["ddmEndPointIn"] == "LOCAL_DISK,LOCAL_DISK" and spec["outFiles"] == "o.00042,l.tgz"
+    assert spec["destinationDBlockToken"] == "dst:LOCAL_DISK,NULL" and spec["scopeOut"] == "NULL"
+
+
+def test_analysis_jobs_are_numbered_and_flags_come_from_special_handling() -> None:
+    spec = _served(transformation="x", prodSourceLabel="user", jobDefinitionID=None, specialHandling="dm,lc,ej",
+                   jobParameters="a b", jobName="n.$ORIGINPANDAID")
+    assert (spec["jobDefinitionID"], spec["jobsetID"], spec["jobName"]) == (42, 42, "n.42")
+    assert spec["debug"] == "True" and spec["loopingCheck"] is False and spec["jobPars"] == "YSBi"
 
 
 @pytest.mark.parametrize(
-    ("raw", "message"),
+    ("columns", "message"),
     [
-        ({}, "transformation is required"),
-        ({"transformation": "x", "coreCount": "four"}, "coreCount must be an integer"),
-        ({"transformation": "x", "jobPars": {"a": 1}}, "must be a string, number, boolean or null"),
-        ({"transformation": "x", "attemptNr": True}, "attemptNr must be an integer"),
+        ({"coreCount": "four"}, "coreCount must be an integer"),
+        ({"attemptNr": True}, "attemptNr must be an integer"),
+        ({"jobDefinitionID": None}, "jobDefinitionID is required"),
     ],
 )
-def test_complete_refuses_what_cannot_be_a_job(raw: dict[str, Any], message: str) -> None:
+def test_stored_refuses_what_panda_server_could_not_insert(columns: dict[str, Any], message: str) -> None:
     with pytest.raises(jobspec.SpecError, match=message):
-        jobspec.complete(raw, "Q", QUEUEDATA)
+        jobspec.stored(WireJob({"jobDefinitionID": 1, **columns}, []))
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
         ({"job_id": "1", "job_status": "running"}, "Type error: 'job_id' must be of type int, got str."),
-        ({"job_id": True, "job_status": "running"}, "Type error: 'job_id' must be of type int, got bool."),
-        ({"job_status": "running"}, "missing required parameter(s): job_id"),
-        ({"job_id": 1, "job_status": "running", "colour": "red"}, "unexpected parameter 'colour'"),
+        ({"job_id": None, "job_status": "running"}, "Type error: 'job_id' must be of type int, got NoneType."),
+        ({"job_status": "running"}, "Argument error: missing a required argument: 'job_id'"),
+        ({"job_id": 1, "job_status": "running", "colour": "red"},
+         "Argument error: got an unexpected keyword argument 'colour'"),
         ({"job_id": 1, "job_status": "running", "max_rss": "big"}, "'max_rss' must be of type int or float"),
     ],
 )
 def test_v1_validation_messages(raw: dict[str, Any], message: str) -> None:
-    with pytest.raises(BadRequest) as info:
-        restv1.validate(restv1.UPDATE, raw, is_get=False)
+    with pytest.raises(Refused) as info:
+        validate(restv1.UPDATE, "POST", raw)
     assert message in str(info.value)
 
 
 def test_v1_get_parameters_are_cast_like_panda_server() -> None:
-    checked = restv1.validate(restv1.UPDATE, {"job_id": 1, "job_status": "running", "max_rss": 1.5}, is_get=False)
-    assert checked["max_rss"] == 1.5
-    with pytest.raises(BadRequest, match="could not be casted to type int"):
-        restv1._cast_query("job_ids", "x1", restv1.INT)
+    checked = validate(restv1.UPDATE, "POST", {"job_id": True, "job_status": "running", "max_rss": 1.5})
+    assert checked["max_rss"] == 1.5 and checked["timeout"] == 60  # a bool is an int to isinstance
+    assert validate(restv1.STATUS, "GET", {"job_ids": "7.0"})["job_ids"] == [7]
+    with pytest.raises(Refused, match=r"'job_ids' with value .* could not be casted to type List from list"):
+        validate(restv1.STATUS, "GET", {"job_ids": ["1", "x1"]})
+    with pytest.raises(Refused, match=r"^expecting GET, received POST$"):
+        validate(restv1.STATUS, "POST", {"job_ids": [1]})

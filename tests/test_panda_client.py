@@ -273,6 +273,15 @@ def test_update_worker_status_in_both_dialects(stub: StubPanda) -> None:
         "workerID": "11", "harvesterID": "h1", "status": "started", "site": "SITE", "node_id": "node1"}
 
 
+def test_the_worker_id_is_an_int_in_update_worker_status_as_in_acquire_jobs(stub: StubPanda) -> None:
+    """HARVESTER_WORKER_ID is text in the environment; panda-server keys workers by a bigint."""
+    stub.on(WORKER, v1(None), v1(None))
+    client = client_for(stub, api="v1")
+    assert client.update_worker_status("4711", "h1", "started", "SITE")
+    assert client.update_worker_status("w-7", "h1", "started", "SITE")  # no integer: sent as it is
+    assert [r.json()["worker_id"] for r in stub.requests_to(WORKER)] == [4711, "w-7"]
+
+
 def test_get_json_documents(stub: StubPanda) -> None:
     stub.on("/cache/schedconfig/Q.all.json", Canned(body='{"nickname": "Q", "maxtime": 0}'))
     stub.on("/bad.json", Canned(body="<html>oops</html>", content_type="text/html"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def test_job_runs_end_to_end_and_its_output_is_stored(tmp_path: Path) -> None:
     assert xml["result.txt"]["fsize"] == stored.stat().st_size
     log = launch.storage / "test/" / xml["job.4242.log.tgz"]["surl"].split("/test/", 1)[1]
     assert xml["job.4242.log.tgz"]["adler32"] == _adler32(log)
+    # the log keeps the GUID the job gave it; an output without one gets a lower-case uuid4, as the server's
+    assert xml["job.4242.log.tgz"]["guid"] == "00000000-0000-4000-8000-000000004242"
+    output_guid = xml["result.txt"]["guid"]
+    assert str(uuid.UUID(output_guid)) == output_guid and uuid.UUID(output_guid).version == 4
     assert (launch.dir / "pandaIDs.out").read_text() == "4242\n"
     records = launch.records()
     assert problems(records) == []

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,35 @@ def test_heartbeats_arrive_at_the_configured_interval(tmp_path: Path, dispatcher
     assert _states(dispatcher, panda_id)[-1] == "finished"
 
 
+def _running_fields(server: Dispatcher, panda_id: int) -> list[dict[str, Any]]:
+    rows = server.query("SELECT fields FROM job_history WHERE PandaID = ? AND event = 'update' AND state = 'running'"
+                        " ORDER BY id", panda_id)
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_running_heartbeats_carry_memory_io_and_cpu_as_measured(tmp_path: Path, dispatcher: Dispatcher) -> None:
+    """As Pilot 3's do (its memory monitor's figures ride on every update): the monitoring pages show them."""
+    gate = tmp_path / "release"
+    busy = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"  # some CPU, in the payload itself
+    [panda_id] = dispatcher.submit(job_spec(
+        f"-c 'head -c 3000000 /dev/zero > big.dat; {busy}; while [ ! -e {gate} ]; do sleep 0.05; done'"))
+    proc = pilot(_launch(tmp_path / "p"), dispatcher.url, "--timefloor", "0", env={"FSM_PILOT_CHECK_INTERVAL": "0.2"})
+
+    def measured() -> bool:
+        return any(f.get("tot_wchar", 0) >= 3_000_000 and f.get("cpu_consumption_time", 0) >= 1
+                   for f in _running_fields(dispatcher, panda_id))
+
+    wait_for(measured, what="a running heartbeat with the payload's writes and CPU time")
+    gate.touch()
+    code, err = finish(proc)
+    assert code == 0, err
+    beat = next(f for f in _running_fields(dispatcher, panda_id) if f.get("tot_wchar", 0) >= 3_000_000)
+    for name in ("max_rss", "avg_rss", "max_vmem", "avg_pss", "tot_rchar", "job_metrics"):
+        assert name in beat, name
+    assert isinstance(beat["cpu_consumption_time"], int) and isinstance(beat["max_rss"], int)
+    assert beat["max_rss"] > 0 and "actualCoreCount=" in str(beat["job_metrics"])
+
+
 def test_sigterm_reports_the_job_failed_1201_before_exiting(tmp_path: Path, dispatcher: Dispatcher) -> None:
     [panda_id] = dispatcher.submit(job_spec("-c 'sleep 300'"))
     proc = pilot(_launch(tmp_path / "p"), dispatcher.url)
@@ -136,7 +166,9 @@ def test_dispatcher_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) -
 
 def test_twenty_pilots_race_for_two_hundred_jobs(tmp_path: Path, dispatcher: Dispatcher) -> None:
     ids = dispatcher.submit(*[job_spec("", transformation="true") for _ in range(200)])
-    procs = [pilot(_launch(tmp_path / f"p{i}"), dispatcher.url, "--timefloor", "600") for i in range(20)]
+    # no heartbeat in between: on a loaded machine a stage-out can outlast FAST's 0.5 s and add a "running"
+    procs = [pilot(_launch(tmp_path / f"p{i}"), dispatcher.url, "--timefloor", "600", "--heartbeat-interval", "600")
+             for i in range(20)]
     results = [finish(p, timeout=300) for p in procs]
     assert all(code in {0, 82} for code, _ in results), results
     assert set(dispatcher.status(*ids).values()) == {"finished"}

@@ -32,8 +32,7 @@ def _with_inputs(spec: dict[str, object], files: dict[str, tuple[int, str]]) -> 
     names = list(files)
     spec.update({"inFiles": ",".join(names), "fsize": ",".join(str(files[n][0]) for n in names),
                  "checksum": ",".join(f"ad:{files[n][1]}" for n in names), "scopeIn": ",".join("test" for _ in names),
-                 "GUID": ",".join(f"00000000-0000-4000-8000-{i:012d}" for i in range(len(names))),
-                 "ddmEndPointIn": ",".join("LOCAL_DISK" for _ in names)})
+                 "GUID": ",".join(f"00000000-0000-4000-8000-{i:012d}" for i in range(len(names)))})
     return spec
 
 

@@ -110,7 +110,8 @@ def test_job_report_and_heartbeat_never_hold_a_jwt(tmp_path: Path) -> None:
     ctx, run = _ctx(tmp_path)
     run.workdir = tmp_path / "job"
     run.workdir.mkdir()
-    (run.workdir / "payload.stderr").write_text(f"PANDA_AUTH_TOKEN={JWT}\nfailed\n")
+    # pilotLog quotes pilot.log: a line written there by anything but the pilot's redacting logger is blanked too
+    (tmp_path / "pilot.log").write_text(f"PANDA_AUTH_TOKEN={JWT}\nfailed\n")
     run.state, run.diag = "failed", f"copy tool said: Authorization: Bearer {JWT}"
     report = write_final_report(ctx, run).read_text()
     assert send_update(ctx, run, "failed", final=True)  # no server: Pilot 3's heartbeat.json
@@ -118,7 +119,7 @@ def test_job_report_and_heartbeat_never_hold_a_jwt(tmp_path: Path) -> None:
     for text in (report, heartbeat):
         assert CLAIMS not in text
         fields = json.loads(text)
-        assert fields["pilotLog"] == f"PANDA_AUTH_TOKEN={REDACTED}\nfailed\n"
+        assert fields["pilotLog"] == f"- Log from pilot.log -\nPANDA_AUTH_TOKEN={REDACTED}\nfailed"
         assert REDACTED in fields["pilotErrorDiag"]
 
 

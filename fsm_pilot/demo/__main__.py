@@ -23,6 +23,9 @@ from typing import Any
 
 import requests
 
+from fsm_pilot.dispatcher.client import submit
+from fsm_pilot.dispatcher.submitspec import to_wire
+
 #: Short intervals so the demo takes seconds: heartbeat 1 s (the kill command rides on it).
 FAST = ["--heartbeat-interval", "1", "--kill-grace", "1", "--getjob-wait", "0", "-v", "1"]
 
@@ -100,7 +103,7 @@ def main() -> int:
     dispatcher, url = start_dispatcher(root)
     try:
         jobs = json.loads(resources.files("fsm_pilot.demo").joinpath("jobs.json").read_text())
-        ids = [int(i) for i in v1(url, "job/submit", {"jobs": [{**j, "computingSite": "FSM_EXAMPLE"} for j in jobs]})]
+        ids = [int(panda_id or 0) for panda_id, _, _ in submit(url, [to_wire(j, "FSM_EXAMPLE") for j in jobs]).jobs]
         print(f"dispatcher at {url}; submitted jobs {ids}", flush=True)
         code = run_pilot(root, url, ids)
         print(f"\npilot exit code: {code}\n{summary(root, url, ids)}")

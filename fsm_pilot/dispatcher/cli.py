@@ -40,11 +40,12 @@ def add_dispatcher_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser("submit", help="submit jobs to a dispatcher; prints PandaIDs")
-    p.add_argument("--url", required=True, help="dispatcher base URL, e.g. http://127.0.0.1:25443")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "submit", help="submit jobs to panda-server or the embedded dispatcher; prints PandaIDs")
+    p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:25443")
     p.add_argument("--queue", default=None, help="queue (nickname) for every job (sets computingSite)")
     p.add_argument("jobfiles", nargs="+", type=Path, metavar="JOBFILE",
-                   help="JSON job definition with PanDA field names, or a list of them")
+                   help="JSON job definition (getJob field names, or JobSpec columns with Files), or a list")
     p.set_defaults(func=main_submit)
     return p
 
@@ -73,16 +74,24 @@ def main_dispatcher(ns: argparse.Namespace) -> int:
 
 
 def main_submit(ns: argparse.Namespace) -> int:
+    """PandaIDs on stdout, one a line; a job the server did not store is said on stderr (exit 1)."""
     from fsm_pilot.dispatcher.client import ClientError, read_jobs, submit
 
     try:
-        ids = submit(ns.url, read_jobs(ns.jobfiles, ns.queue))
+        answer = submit(ns.url, read_jobs(ns.jobfiles, ns.queue))
     except ClientError as exc:
         print(f"submit: {exc}", file=sys.stderr)
         return 1
-    for panda_id in ids:
-        print(panda_id)
-    return 0
+    if answer.message:
+        print(f"submit: the server says: {answer.message}", file=sys.stderr)
+    lost = 0
+    for index, (panda_id, _definition, name) in enumerate(answer.jobs):
+        if panda_id is None:
+            lost += 1
+            print(f"submit: job #{index} ({name}) was not stored by the server", file=sys.stderr)
+        else:
+            print(panda_id)
+    return 1 if lost else 0
 
 
 def main_status(ns: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ Legacy (``/server/panda/<method>``): form fields in, every value a string; the r
 JSON when the request's Accept header names ``application/json``, else a urlencoded
 ``key=value&...`` string. REST v1 (``/api/v1/<module>/<function>``): a JSON body with
 real types (or form/query fields, which arrive as strings); the reply is the envelope
-``{"success", "message", "data"}`` as JSON when the request has a JSON body or accepts
-JSON, otherwise ``str()`` of the dict, a Python repr, which is what panda-server sends.
+``{"success", "message", "data"}`` as JSON when the request's Content-Type or Accept is
+exactly ``application/json`` (panda-server compares the whole header), otherwise ``str()``
+of the dict, a Python repr, which is what panda-server sends.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def accepts_json(req: Request) -> bool:
 
 
 def has_json_body(req: Request) -> bool:
-    return req.headers.get("content-type", "").split(";")[0].strip().lower() == JSON
+    """panda-server reads a JSON body only when the Content-Type is exactly ``application/json``."""
+    return req.headers.get("content-type", "").strip() == JSON
 
 
 def _body(req: Request) -> bytes:
@@ -106,7 +108,8 @@ def envelope(success: bool, message: str = "", data: Any = None) -> dict[str, An
 
 
 def v1_reply(req: Request, body: Mapping[str, Any], status: int = 200) -> Response:
-    if has_json_body(req) or accepts_json(req):
+    """JSON when the Content-Type or the Accept header is exactly ``application/json``, else a repr."""
+    if has_json_body(req) or req.headers.get("accept", "").strip() == JSON:
         return Response(status, json.dumps(body).encode(), JSON)
     return Response(status, str(dict(body)).encode(), "text/plain")
 

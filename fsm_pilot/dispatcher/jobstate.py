@@ -34,6 +34,8 @@ FINAL = frozenset({"finished", "failed"})
 FAILED = "failed"
 #: Waiting to be handed out, and handed out but not yet reported on.
 ACTIVATED = "activated"
+#: Waiting for input data (panda-server's setupper): never handed out here.
+ASSIGNED = "assigned"
 SENT = "sent"
 _RANK = {SENT: 0, "starting": 1, "running": 2, "holding": 3, "transferring": 3, "finished": 4, "failed": 4}
 NO_COMMAND = "NULL"
@@ -48,6 +50,7 @@ class Held:
     status: str
     attempt: int
     command: str | None
+    debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,19 @@ def _refusal(held: Held | None, state: str, attempt: int | None) -> str | None:
         return "unknown_job"
     if attempt is not None and attempt != held.attempt:
         return "bad_attempt"
-    if held.status == ACTIVATED:
+    if held.status in (ACTIVATED, ASSIGNED):
         return "not_dispatched"
     return "already_final" if held.status in FINAL else None
+
+
+def answer(held: Held) -> str:
+    """The command an accepted update gets: ``debug`` for a job in debug mode, then the pending one.
+
+    panda-server's updateJobStatus answers ``debug,<command>`` for a job whose specialHandling
+    asks for debug mode, whatever command was set for it; ``NULL`` when there is nothing.
+    """
+    parts = (["debug"] if held.debug else []) + ([held.command] if held.command else [])
+    return ",".join(parts) or NO_COMMAND
 
 
 def decide(held: Held | None, state: str, attempt: int | None) -> Decision:
@@ -89,16 +102,8 @@ def decide(held: Held | None, state: str, attempt: int | None) -> Decision:
     if refused is not None or held is None:
         outcome = refused or "unknown_job"
         return Decision(None, REFUSALS[outcome], outcome)
-    pending = held.command or NO_COMMAND
+    pending = answer(held)
     if _RANK[state] < _RANK.get(held.status, 0):
         return Decision(None, pending, "stale")
     return Decision(state, pending, "accepted")
 
-
-def merge_commands(pending: str | None, new: str) -> str:
-    """Commands queue up comma-joined, each once, in the order they were set."""
-    parts = [c for c in (pending or "").split(",") if c]
-    for command in new.split(","):
-        if command and command not in parts:
-            parts.append(command)
-    return ",".join(parts)

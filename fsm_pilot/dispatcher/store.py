@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     priority INTEGER NOT NULL,
     command TEXT,                      -- pending command(s) for the pilot, comma-joined
     pilot TEXT,                        -- who holds it: the getJob node, then the pilotID
-    created REAL NOT NULL, dispatched REAL, modified REAL NOT NULL, ended REAL);
+    created REAL NOT NULL, dispatched REAL, modified REAL NOT NULL, ended REAL,
+    debug INTEGER NOT NULL DEFAULT 0); -- debug mode (specialHandling): every answer starts with "debug"
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, status, priority DESC, PandaID);
 CREATE INDEX IF NOT EXISTS jobs_sent ON jobs (status, dispatched);
 CREATE TABLE IF NOT EXISTS job_history (
@@ -64,6 +65,12 @@ CREATE TABLE IF NOT EXISTS workers (
     harvester_id TEXT NOT NULL, worker_id TEXT NOT NULL, status TEXT NOT NULL,
     node_id TEXT, updated REAL NOT NULL, PRIMARY KEY (harvester_id, worker_id));
 """
+
+
+#: Builds a submitted job's definition once its PandaID is known.
+Builder = Callable[[int], dict[str, Any]]
+#: panda-server's commandToPilot column holds 250 characters.
+COMMAND_LIMIT = 250
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        if "debug" not in columns:  # a database from before debug mode was kept
+            self.db.execute("ALTER TABLE jobs ADD COLUMN debug INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -142,24 +152,27 @@ class Store:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    def submit(self, jobs: Iterable[tuple[str, dict[str, Any]]]) -> list[int]:
-        """Store new jobs (queue, completed definition); their PandaIDs, in order."""
-        ids: list[int] = []
+    def submit(self, jobs: Iterable[tuple[str, str, Builder]]) -> list[dict[str, Any]]:
+        """Store new jobs in one transaction: (queue, status, a builder of the definition from the PandaID).
+
+        Only ``activated`` jobs are handed out. Returns the definitions as stored, in order.
+        """
+        stored: list[dict[str, Any]] = []
         now = self.clock()
         with self._write() as db:
-            for queue, spec in jobs:
+            for queue, status, build in jobs:
                 cur = db.execute(
                     "INSERT INTO jobs (queue, status, definition, attempt, priority, created, modified)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (queue, jobstate.ACTIVATED, "{}", spec["attemptNr"], _priority(spec), now, now),
-                )
+                    " VALUES (?,?,?,?,?,?,?)", (queue, status, "{}", 0, 0, now, now))
                 panda_id = int(cur.lastrowid or 0)
-                spec["PandaID"] = panda_id
-                db.execute("UPDATE jobs SET definition=? WHERE PandaID=?", (json.dumps(spec), panda_id))
-                self._history(panda_id, "submitted", state=jobstate.ACTIVATED, outcome="accepted", answer=None,
+                spec = {**build(panda_id), "PandaID": panda_id}
+                attempt = spec["attemptNr"] if isinstance(spec.get("attemptNr"), int) else 0
+                db.execute("UPDATE jobs SET definition=?, attempt=?, priority=?, debug=? WHERE PandaID=?",
+                           (json.dumps(spec), attempt, _priority(spec), spec.get("debug") == "True", panda_id))
+                self._history(panda_id, "submitted", state=status, outcome="accepted", answer=None,
                               fields=spec)
-                ids.append(panda_id)
-        return ids
+                stored.append(spec)
+        return stored
 
     def claim(self, queues: list[str], count: int, pilot: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Hand up to ``count`` waiting jobs of these queues to one pilot, best priority first."""
@@ -184,9 +197,9 @@ class Store:
         """Check and apply one state report; every report is recorded, applied or not."""
         with self._write() as db:
             self._expire(self.clock())
-            row = db.execute("SELECT status, attempt, command FROM jobs WHERE PandaID=?",
+            row = db.execute("SELECT status, attempt, command, debug FROM jobs WHERE PandaID=?",
                              (upd.panda_id,)).fetchone()
-            held = jobstate.Held(*row) if row else None
+            held = jobstate.Held(row[0], row[1], row[2], bool(row[3])) if row else None
             decision = jobstate.decide(held, upd.state, upd.attempt)
             if decision.status is not None:
                 now = self.clock()
@@ -201,20 +214,24 @@ class Store:
         return decision
 
     def set_command(self, panda_id: int, command: str) -> tuple[bool, str]:
-        """Queue a command for the job's next update reply."""
+        """Set the command the job's next update reply carries, as panda-server's send_command_to_job.
+
+        The command replaces any pending one, except ``tobekilled``, which stays; a job
+        that has ended cannot be given one; at most 250 characters (its column's size).
+        """
+        if len(command) > COMMAND_LIMIT:
+            return False, f"command string too long. must be less than {COMMAND_LIMIT} chars"
         with self._write() as db:
             self._expire(self.clock())
             row = db.execute("SELECT status, command FROM jobs WHERE PandaID=?", (panda_id,)).fetchone()
-            if row is None:
-                return False, f"PandaID={panda_id} not found"
-            status, pending = row
-            if status in jobstate.FINAL:
-                return False, f"PandaID={panda_id} is already {status}"
-            merged = jobstate.merge_commands(pending, command)
-            db.execute("UPDATE jobs SET command=?, modified=? WHERE PandaID=?", (merged, self.clock(), panda_id))
-            self._history(panda_id, "command", state=None, outcome="accepted", answer=merged,
+            if row is None or row[0] in jobstate.FINAL:
+                return False, f"no active job with PandaID={panda_id}"
+            if row[1] == jobstate.KILL:
+                return False, "job is being killed"
+            db.execute("UPDATE jobs SET command=?, modified=? WHERE PandaID=?", (command, self.clock(), panda_id))
+            self._history(panda_id, "command", state=None, outcome="accepted", answer=command,
                           fields={"command": command})
-        return True, f"command {merged} set for PandaID={panda_id}"
+        return True, "command received"
 
     def statuses(self, ids: Iterable[int]) -> list[JobStatus | None]:
         self.expire()

@@ -27,7 +27,7 @@ import structlog
 from fsm_pilot import __version__
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.panda.auth import Auth
-from fsm_pilot.panda.fields import V1Body, getjob_to_v1, to_legacy, update_to_v1
+from fsm_pilot.panda.fields import V1Body, getjob_to_v1, to_legacy, update_to_v1, worker_id_v1
 from fsm_pilot.panda.replies import Reply, StatusCode, UnreadableReply, parse_reply
 from fsm_pilot.panda.results import GetJobResult, UpdateResult, job_result, status_map, update_result
 from fsm_pilot.panda.transport import Answer, Call, Log, RetryPolicy, Sleep, Transport
@@ -168,7 +168,8 @@ class PandaClient:
         v1 has no ``site`` argument (the server knows the worker), so it is
         sent in the legacy dialect only.
         """
-        v1_body: dict[str, object] = {"worker_id": worker_id, "harvester_id": harvester_id, "status": status}
+        v1_body: dict[str, object] = {"worker_id": worker_id_v1(worker_id), "harvester_id": harvester_id,
+                                      "status": status}
         form = {"workerID": str(worker_id), "harvesterID": harvester_id, "status": status, "site": site}
         if node_id is not None:
             v1_body["node_id"] = form["node_id"] = node_id

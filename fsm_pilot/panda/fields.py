@@ -220,6 +220,15 @@ def update_to_v1(fields: Mapping[str, object]) -> V1Body:
     return translated
 
 
+def worker_id_v1(value: object) -> object:
+    """A Harvester worker ID as acquire_jobs takes it (an int: panda-server's worker table keys it as a
+    bigint), so update_worker_status gets the same; one that is no integer is sent as it is."""
+    try:
+        return _int(value)
+    except (ValueError, TypeError, OverflowError):
+        return value
+
+
 def getjob_to_v1(request: Mapping[str, object]) -> V1Body:
     """getJob fields for ``/api/v1/pilot/acquire_jobs``."""
     return to_v1(request, GETJOB_V1, GETJOB_LEGACY_ONLY)

@@ -21,6 +21,7 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.jobstate import mark_maxed_out, persist
 from fsm_pilot.liveness import boot_id
+from fsm_pilot.logtail import stderr_tail
 from fsm_pilot.payload import Payload, kill_tree, start_payload
 from fsm_pilot.payload.environment import payload_environment
 from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
@@ -103,13 +104,13 @@ def step(ctx: Context) -> Outcome:
     persist(ctx, durable=True)
     ctx.log.info("payload started", panda_id=run.panda_id, pid=payload.pid)
     watch = start_watch(ctx, run, payload)
+    run.usage = watch.usage  # heartbeats report what it measured so far
     ending = watch_payload(ctx, run, payload, watch)
     returncode = _stop(ctx, run, payload, ending)
     run.payload_identity = None
     run.timings["payload"] = time.monotonic() - started
     run.cpu_seconds = _children_cpu() - cpu_before
     watch.usage.note_cpu(run.cpu_seconds)
-    run.usage = watch.usage
     return _outcome(ctx, run, ending, returncode, watch)
 
 
@@ -118,6 +119,9 @@ def _outcome(ctx: Context, run: JobRun, ending: Ending, returncode: int, watch: 
     if ending == "exited":
         _record_exit(run, returncode)
         ctx.log.info("payload ended", panda_id=run.panda_id, returncode=returncode, state=run.state)
+        if run.state == "failed" and run.workdir is not None:  # into pilot.log, and so into pilotLog
+            ctx.log.warning("payload stderr", panda_id=run.panda_id,
+                            tail=stderr_tail(run.workdir / "payload.stderr"))
         return "payload_done", Reason(f"payload ended with {returncode}", run.error)
     run.trans_exit_code = _exit_code(returncode)
     if ending == "signal":
