@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from tests.pandaserver import install
-from tests.pandaserver.stack import Stack
+from tests.pandaserver.stack import QUEUE, Stack
 
 REPO = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = REPO / "build" / "artifacts" / "pandaserver"
@@ -44,12 +44,18 @@ def child_argv(stack_file: Path, extra: list[str]) -> list[str]:
         return [sys.executable, "-m", "tests.pandaserver.final_update_latency", "--stack", str(stack_file),
                 "--out", str(ARTIFACTS), *extra[1:]]
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
-            str(REPO / "tests" / "pandaserver"), *extra]
+            str(REPO / "tests" / "pandaserver"), *SUBMIT_TESTS, *extra]
 
 
-def run_child(stack_file: Path, extra: list[str]) -> int:
+#: Tests of the submit/set_command/get_job_status wire format that also run against the real server here.
+SUBMIT_TESTS = [str(REPO / "tests" / "test_submit_server.py"), str(REPO / "tests" / "test_submit_wire.py")]
+
+
+def run_child(stack: Stack, stack_file: Path, extra: list[str]) -> int:
     """The cases, in their own process; on our own stop it gets SIGINT (pytest's teardown runs) first."""
-    env = {**os.environ, "FSM_PANDASERVER_STACK": str(stack_file), "FSM_PANDASERVER_ARTIFACTS": str(ARTIFACTS)}
+    env = {**os.environ, "FSM_PANDASERVER_STACK": str(stack_file), "FSM_PANDASERVER_ARTIFACTS": str(ARTIFACTS),
+           "FSM_PILOT_PANDA_SERVER_URL": stack.server.url, "FSM_PILOT_PANDA_SERVER_QUEUE": QUEUE,
+           "FSM_PILOT_PANDA_SERVER_PYTHON": str(stack.server.python)}
     proc = subprocess.Popen(child_argv(stack_file, extra), cwd=REPO, env=env)
     try:
         return proc.wait()
@@ -108,7 +114,7 @@ def run_on_stack(stack: Stack, extra: list[str], timings: dict[str, float]) -> t
         stack.up(timings)
         stack.save(stack.scratch / "stack.json")
         mark = time.monotonic()
-        code = run_child(stack.scratch / "stack.json", extra)
+        code = run_child(stack, stack.scratch / "stack.json", extra)
         timings["cases"] = round(time.monotonic() - mark, 2)
     except Stopped as stop:
         print(f"panda-server tests: stopped by {stop}; tearing down", file=sys.stderr)

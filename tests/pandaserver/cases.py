@@ -52,7 +52,7 @@ def submit_with_fsm_pilot(stack: Stack, jobs: list[dict[str, Any]]) -> list[int]
     return [int(line) for line in done.stdout.split()]
 
 
-SUBMIT: Callable[[Stack, list[dict[str, Any]]], list[int]] = submit_with_jobutils
+SUBMIT: Callable[[Stack, list[dict[str, Any]]], list[int]] = submit_with_fsm_pilot
 
 
 def sleeper(token: str, seconds: int = 300) -> dict[str, Any]:
