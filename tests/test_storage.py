@@ -124,7 +124,10 @@ def test_good_scope_accepted(scope: str) -> None:
         ("file://localhost", "/scratch/run3/se", "file://localhost/scratch/run3/se/test/2c/e7/out.txt"),
         ("file://localhost/", "scratch//run3/se/", "file://localhost/scratch/run3/se/test/2c/e7/out.txt"),
         ("file://", "/scratch/./run3/se", "file:///scratch/run3/se/test/2c/e7/out.txt"),
-        ("root://eos.example.org:1094", "/eos/se/", "root://eos.example.org:1094/eos/se/test/2c/e7/out.txt"),
+        # xrdcp refuses root://host:port/path as a relative path: XRootD URLs need the double slash
+        ("root://eos.example.org:1094", "/eos/se/", "root://eos.example.org:1094//eos/se/test/2c/e7/out.txt"),
+        ("roots://eos.example.org:1094/", "//eos/se", "roots://eos.example.org:1094//eos/se/test/2c/e7/out.txt"),
+        ("davs://dav.example.org:443", "/eos/se/", "davs://dav.example.org:443/eos/se/test/2c/e7/out.txt"),
     ],
 )
 def test_surl_normalises_path(url: str, path: str, surl: str) -> None:
