@@ -51,7 +51,7 @@ def _missing(diag: str) -> PilotFailure:
     return PilotFailure(PilotError.MISSINGOUTPUTFILE, diag)
 
 
-def _check_source(src: Path, within: Path | None) -> Path:
+def check_source(src: Path, within: Path | None) -> Path:
     """The resolved file to read; refuses escapes from ``within``, non-files and empty files."""
     try:
         real = src.resolve()
@@ -146,7 +146,7 @@ def put_path(src: Path, dest: Path, *, within: Path | None = None) -> tuple[int,
     For a destination that is no storage endpoint: Harvester's access point,
     from where Harvester stages the file out itself.
     """
-    source = _check_source(src, within)
+    source = check_source(src, within)
     want = size_and_adler32(source)
     try:
         if not _already_there(dest, want):
@@ -173,7 +173,7 @@ def put_file(
     reported them; ``within`` (the job directory) is where the source must really be.
     """
     dest = endpoint.local_path(scope, lfn)
-    source = _check_source(src, within)
+    source = check_source(src, within)
     want = size_and_adler32(source) if expected is None else (expected[0], expected[1].lower().zfill(8))
     try:
         root = endpoint.local_root().resolve()
