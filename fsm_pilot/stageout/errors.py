@@ -23,6 +23,7 @@ _SPACE_CODES = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: (pattern, code), tried in order on the tool's output (case-insensitive).
 RULES: tuple[tuple[str, PilotError], ...] = (
+    (r"fsm-pilot bindings: cannot import", PilotError.MIDDLEWAREIMPORTFAILURE),
     (r"operation expired|timed out|timeout", PilotError.STAGEOUTTIMEOUT),
     (r"checksum error|checksum mismatch|adler32 do not match|checksums? do not match", PilotError.PUTADMISMATCH),
     (r"no space left on device|\[3009\]|disk quota exceeded|insufficient space", PilotError.NOREMOTESPACE),

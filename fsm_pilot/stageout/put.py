@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,7 @@ class Copying:
 
     ``must_finish`` (the log): a signal does not kill the copy, it only cuts the
     time left to ``stopping`` seconds; so does a signal that came before.
+    ``env``: the children's environment (default: the pilot's), less its secrets.
     """
 
     cwd: Path
@@ -76,8 +77,10 @@ class Copying:
     signalled: bool = False
     stopping: float = 10.0
     bindings: bool = True
+    env: Mapping[str, str] | None = None
     log: FilteringBoundLogger | None = None
     clock: Callable[[], float] = time.monotonic
+    _stop_at: float | None = field(default=None, init=False)
 
     @property
     def log_path(self) -> Path:
@@ -88,8 +91,18 @@ class Copying:
         """The wakeup fd, until a signal has been taken into account."""
         return None if self.signalled else self.wakeup_fd
 
-    def budget(self, timeout: float) -> float:
-        return min(timeout, self.stopping) if self.signalled else timeout
+    def deadline(self, timeout: float) -> float:
+        """When a step started now must end: after a signal, never later than ``stopping`` after it."""
+        end = self.clock() + timeout
+        if self.signalled:
+            if self._stop_at is None:
+                self._stop_at = self.clock() + self.stopping
+            end = min(end, self._stop_at)
+        return end
+
+    def out_of_time(self) -> bool:
+        """A signal's ``stopping`` seconds are over: nothing more is started."""
+        return self._stop_at is not None and self.clock() >= self._stop_at
 
     def check_signal(self) -> None:
         """Before anything new starts: a copy that may be interrupted is not started after a signal."""
@@ -110,17 +123,18 @@ def _on_signal(run: Copying, child: Child, what: str, deadline: float) -> float:
         child.stop(_SIGNAL_GRACE)
         raise Interrupted(f"signal received during stage-out: {what} killed")
     run.signalled = True
-    return min(deadline, run.clock() + run.stopping)
+    return min(deadline, run.deadline(run.stopping))
 
 
 def _wait(run: Copying, child: Child, timeout: float, what: str, local: SlicedAdler32 | None) -> None:
     """Until the step exits; meanwhile checksum the file in slices and send heartbeats."""
-    budget = run.budget(timeout)
-    deadline = run.clock() + budget
+    started = run.clock()
+    deadline = run.deadline(timeout)
     while True:
         remaining = deadline - run.clock()
         if remaining <= 0.0:
             child.stop(_KILL_GRACE)
+            budget = round(deadline - started, 1)
             raise PilotFailure(PilotError.STAGEOUTTIMEOUT, f"{what}: not done within {budget:g} s, killed")
         busy = local is not None and not local.step()
         outcome = child.wait(run.watched_fd, 0.0 if busy else min(remaining, _WAIT_SLICE))
@@ -135,7 +149,7 @@ def _step(run: Copying, tool: Uploader, argv: list[str], timeout: float, *, what
           local: SlicedAdler32 | None = None) -> str:
     """One child from start to end; its output, or the failure its exit status and output stand for."""
     child = start_child(f"{tool.name} ({tool.label})", argv, run.cwd, run.log_path,
-                        error=PilotError.STAGEOUTFAILED)
+                        error=PilotError.STAGEOUTFAILED, env=run.env)
     try:
         _wait(run, child, timeout, what, local)
     finally:
@@ -218,6 +232,8 @@ def _with_copytool(run: Copying, name: str, dest: Destination, spec: Upload, *, 
                 spec.size)
     for attempt in range(1, run.attempts + 1):
         run.check_signal()
+        if run.out_of_time():
+            return None
         started = run.clock()
         try:
             size, adler32 = _attempt(run, tool, up, local)
