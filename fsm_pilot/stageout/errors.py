@@ -18,7 +18,7 @@ from fsm_pilot.errors import PilotError
 
 #: Exit codes that mean the tool gave up on a deadline (gfal-copy exits with the errno).
 _TIMEOUT_CODES = frozenset({errno.ETIMEDOUT, errno.ETIME})
-_PERMISSION_CODES = frozenset({errno.EACCES, errno.EPERM})
+_PERMISSION_CODES = frozenset({errno.EACCES})  # not EPERM: 1 is every tool's generic failure
 _SPACE_CODES = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: (pattern, code), tried in order on the tool's output (case-insensitive).
