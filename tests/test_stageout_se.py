@@ -264,3 +264,29 @@ def test_bindings_child_puts_reports_and_removes(storage_element: StorageElement
     gone = step("checksum", url)
     assert gone.returncode != 0 and "no such file" in gone.stderr.lower()
     assert shutil.which("xrdcp")  # the commands are there too: the bindings are chosen, not needed
+
+
+def _bytes_read() -> int:
+    """What this thread has read so far (``rchar``); /proc/self/io would add the reaped copy children's."""
+    for line in Path("/proc/thread-self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.parametrize(("copytool", "scheme"), [("xrdcp", "root"), ("gfalcopy", "davs")])
+def test_the_pilot_reads_an_output_once_and_a_known_one_never(storage_element: StorageElement, work: Path,
+                                                              copytool: str, scheme: str) -> None:
+    size = 16 * 1024 * 1024
+    src, data = _output(work, "once.dat", size)
+    dest = _dest(storage_element, copytool, scheme)
+    before = _bytes_read()
+    staged = put(_copying(storage_element, work), dest, src, scope=SCOPE, lfn="once.dat", guid="G1")
+    once = _bytes_read() - before
+    before = _bytes_read()
+    put(_copying(storage_element, work), dest, src, scope=SCOPE, lfn="known.dat", guid="G1",
+        expected=(staged.fsize, staged.adler32))  # the log tarball's case: taken as it was written
+    never = _bytes_read() - before
+    assert size <= once < 1.1 * size
+    assert never < 0.1 * size
+    assert _stored(storage_element, "known.dat").read_bytes() == data

@@ -26,6 +26,7 @@ RULES: tuple[tuple[str, PilotError], ...] = (
     (r"fsm-pilot bindings: cannot import", PilotError.MIDDLEWAREIMPORTFAILURE),
     (r"operation expired|timed out|timeout", PilotError.STAGEOUTTIMEOUT),
     (r"checksum error|checksum mismatch|adler32 do not match|checksums? do not match", PilotError.PUTADMISMATCH),
+    (r"query chksum is not supported|unable to checksum|checksum (type )?not supported", PilotError.CHKSUMNOTSUP),
     (r"no space left on device|\[3009\]|disk quota exceeded|insufficient space", PilotError.NOREMOTESPACE),
     (r"could not establish context", PilotError.NOPROXY),
     (r"permission denied|not authorized|\[3010\]|cannot authenticate|auth(entication)? failed",
