@@ -38,10 +38,13 @@ FINAL_UPDATE_SECONDS = STOPPING_UPDATE_SECONDS
 STOPPING_COPY_SECONDS = 10.0
 
 
-def _copying(ctx: Context, run: JobRun, activity: str) -> Copying:
-    """Outputs' copies stop at a signal; the log's ("pl") must finish, within STOPPING_COPY_SECONDS."""
-    assert run.workdir is not None
-    return Copying(cwd=run.workdir, wakeup_fd=ctx.signals.wakeup_fd, tick=lambda: heartbeat_if_due(ctx, run),
+def _copying(ctx: Context, run: JobRun, activity: str, cwd: Path) -> Copying:
+    """Outputs' copies stop at a signal; the log's ("pl") must finish, within STOPPING_COPY_SECONDS.
+
+    The copies run in ``cwd`` and append their output to its ``stageout.log``: the job dir for
+    outputs (so it goes into the log tarball), the pilot dir for the log tarball itself.
+    """
+    return Copying(cwd=cwd, wakeup_fd=ctx.signals.wakeup_fd, tick=lambda: heartbeat_if_due(ctx, run),
                    timeout_base=ctx.setting("stageout_timeout"), attempts=max(1, int(ctx.setting("stageout_attempts"))),
                    must_finish=activity == "pl", signalled=ctx.signals.first is not None,
                    stopping=STOPPING_COPY_SECONDS, log=ctx.log.bind(panda_id=run.panda_id))
@@ -59,8 +62,8 @@ def _store(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, 
     dest = destination(ctx.queuedata, ctx.storagedata, activity, spec.ddm_endpoint)
     if dest.local:  # a directory on this host: written and re-read in-process, as always
         return put_file(src, dest.protocols[0], spec.scope, spec.lfn, guid, within=within, expected=expected)
-    return put(_copying(ctx, run, activity), dest, src, scope=spec.scope, lfn=spec.lfn, guid=guid, within=within,
-               expected=expected)
+    copying = _copying(ctx, run, activity, src.parent)
+    return put(copying, dest, src, scope=spec.scope, lfn=spec.lfn, guid=guid, within=within, expected=expected)
 
 
 def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool,
