@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.stageout.destination import allowed_schemes, copytool_names, destination
 from fsm_pilot.stageout.errors import classify
-from fsm_pilot.stageout.tools import GFAL_COPY, XRDCP, uploader
+from fsm_pilot.stageout.tools import GFAL_COPY, RUCIO, XRDCP, Upload, uploader
 
 ROOT = {"endpoint": "root://se.example.org:1094", "path": "/atlas/rucio", "flavour": "XROOTD"}
 DAVS = {"endpoint": "davs://se.example.org:443", "path": "/atlas/rucio", "flavour": "WEBDAV"}
@@ -130,3 +132,23 @@ REAL_ERRORS = [
 @pytest.mark.parametrize(("code", "output", "error"), REAL_ERRORS)
 def test_real_tool_errors_map_to_panda_codes(code: int, output: str, error: PilotError) -> None:
     assert classify(code, output) is error
+
+
+def test_rucio_upload_command_line() -> None:
+    """Not run here (no Rucio server): the command line only, as Pilot 3's upload call asks for it."""
+    up = Upload(Path("/job/out.root"), "root://se.example.org:1094//atlas/rucio/mc/ab/cd/out.root", "SITE_DATADISK",
+                "mc", "out.root", "A-GUID", 5_000_000)
+    assert RUCIO.put is not None
+    assert RUCIO.put(up, 305.0) == [
+        "rucio", "upload", "--rse", "SITE_DATADISK", "--scope", "mc", "--name", "out.root", "--guid", "A-GUID",
+        "--pfn", "root://se.example.org:1094//atlas/rucio/mc/ab/cd/out.root", "--no-register",
+        "--transfer-timeout", "305", "/job/out.root"]
+    assert RUCIO.verifies_itself
+
+
+@pytest.mark.skipif(shutil.which("rucio") is not None, reason="the rucio client is installed here")
+def test_rucio_not_installed_is_not_implemented() -> None:
+    with pytest.raises(PilotFailure) as excinfo:
+        uploader("rucio")
+    assert excinfo.value.error is PilotError.NOTIMPLEMENTED
+    assert "rucio not installed" in excinfo.value.diag
