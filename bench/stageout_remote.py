@@ -6,7 +6,8 @@ calls for every output: source checks, the copy as a killable child, the file's
 adler32 taken in slices while it runs, the storage element's adler32 for the
 stored file, the compare, plus the durable write of the job's report entry the
 pilot does next) beside the bare copy by the same tool with no checksum at all
-(the floor). Also shown: the server's own checksum of a freshly stored 1 GB file
+(the floor), and the pilot process's own CPU time for it (the copy's is the
+children's). Also shown: the server's own checksum of a freshly stored 1 GB file
 (part of any verification by the storage element), and the adler32 throughput
 of the pilot's checksum code on the page-cached file beside ``zlib.adler32``
 over the same bytes already in memory. Medians of ``--rounds`` runs.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -98,8 +100,8 @@ class Bench:
         self.clean()
         return seconds, checksum
 
-    def pilot(self, scheme: str, copytool: str) -> float:
-        """The pilot's stage-out of the file, and the durable report entry that follows it."""
+    def pilot(self, scheme: str, copytool: str) -> tuple[float, float]:
+        """The pilot's stage-out of the file (and the durable report entry that follows it); its own CPU."""
         self.count += 1
         run = Copying(cwd=self.work, env=self.env, bindings=self.bindings)
         dest = self.destination(scheme, copytool)
@@ -108,9 +110,11 @@ class Bench:
             staged = put(run, dest, self.src, scope="bench", lfn=f"pilot{self.count}.dat", guid="G")
             write_json_atomic(self.work / "report.json", {staged.lfn: staged.report()})
 
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         seconds = timed(stage_out)
+        after = resource.getrusage(resource.RUSAGE_SELF)
         self.clean()
-        return seconds
+        return seconds, after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
 
 
 def _in_slices(data: bytes, step: int = 1 << 20) -> int:
@@ -136,16 +140,21 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}s ({min(values):.2f}-{max(values):.2f})"
 
 
-def run_cases(bench: Bench, rounds: int) -> list[tuple[str, list[float], list[float], list[float]]]:
+Row = tuple[str, list[float], list[float], list[float], list[float]]
+
+
+def run_cases(bench: Bench, rounds: int) -> list[Row]:
     rows = []
     for scheme, copytool in CASES:
-        bare, pilot, server = [], [], []
+        bare, pilot, server, cpu = [], [], [], []
         for _ in range(rounds):  # interleaved, so the machine's load hits both alike
             seconds, checksum = bench.bare(scheme)
             bare.append(seconds)
             server.append(checksum)
-            pilot.append(bench.pilot(scheme, copytool))
-        rows.append((f"{scheme}:// ({copytool})", pilot, bare, server))
+            seconds, used = bench.pilot(scheme, copytool)
+            pilot.append(seconds)
+            cpu.append(used)
+        rows.append((f"{scheme}:// ({copytool})", pilot, bare, server, cpu))
     return rows
 
 
@@ -173,10 +182,12 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"stage-out of {size / 1e9:g} GB, median of {args.rounds} (tools: "
           f"{'bindings where importable' if args.bindings else 'commands'})")
-    print(f"{'':20} {'pilot stage-out':>22} {'bare copy (floor)':>22} {'ratio':>6} {'server checksum':>22}")
-    for name, pilot, bare, server in rows:
+    print(f"{'':20} {'pilot stage-out':>22} {'bare copy (floor)':>22} {'ratio':>6} {'server checksum':>22} "
+          f"{'pilot CPU':>10}")
+    for name, pilot, bare, server, cpu in rows:
         ratio = statistics.median(pilot) / statistics.median(bare)
-        print(f"{name:20} {spread(pilot):>22} {spread(bare):>22} {ratio:5.2f}x {spread(server):>22}")
+        print(f"{name:20} {spread(pilot):>22} {spread(bare):>22} {ratio:5.2f}x {spread(server):>22} "
+              f"{statistics.median(cpu):9.2f}s")
     sliced, whole, one_call, slices = rates
     print(f"adler32 GB/s (best of 3): pilot's sliced pass over the page-cached file {sliced:.2f}, "
           f"whole-file pass {whole:.2f}; zlib.adler32 over the bytes in memory {one_call:.2f} in one call, "

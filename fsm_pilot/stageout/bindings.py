@@ -1,9 +1,11 @@
 """Stage-out steps through the XRootD or gfal2 Python bindings, run as a child process.
 
-``python bindings.py {xrootd|gfal2} put <file> <url> <timeout>`` copies and then
-prints the adler32 the storage element reports for the stored file
-(``adler32 <value>``); ``checksum <url> <timeout>`` prints it alone;
-``remove <url> <timeout>`` deletes the replica. A failure prints the library's
+``python bindings.py {xrootd|gfal2} put <file> <url> <timeout> [--adler32 V]``
+copies and then prints the adler32 the storage element reports for the stored
+file (``adler32 <value>``); ``checksum <url> <timeout>`` prints it alone;
+``remove <url> <timeout>`` deletes the replica. XRootD's copy runs end to end: it
+checksums the file as it sends it (or takes ``--adler32``), compares the
+server's value and removes a bad replica itself. A failure prints the library's
 own message to stderr and exits non-zero (XRootD: its shell code, gfal2: the
 errno), which the pilot classifies like the commands' output.
 
@@ -15,6 +17,7 @@ fails this child, never the pilot.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -50,14 +53,16 @@ def _xrootd_check(status: Any) -> None:
         raise StepError(f"[XRootD] {status.message}", status.shellcode or 50)
 
 
-def _xrootd(operation: str, args: list[str], timeout: int) -> str:
+def _xrootd(operation: str, args: argparse.Namespace) -> str:
     client = _load("XRootD.client")
     flags = _load("XRootD.client.flags")
-    url = args[-1]
+    url, timeout = args.url, args.timeout
     host, path = _host_path(url)
     if operation == "put":
         process = client.CopyProcess()
-        process.add_job(os.path.abspath(args[0]), url, force=True, posc=True, cptimeout=timeout)
+        process.add_job(os.path.abspath(args.file), url, force=True, posc=True, cptimeout=timeout,
+                        checksummode="end2end", checksumtype="adler32", checksumpreset=args.adler32 or "",
+                        rmBadCksum=True)
         _xrootd_check(process.prepare())
         status, results = process.run()
         for result in results or []:
@@ -73,16 +78,16 @@ def _xrootd(operation: str, args: list[str], timeout: int) -> str:
     return f"{kind} {value}"
 
 
-def _gfal2(operation: str, args: list[str], timeout: int) -> str:
+def _gfal2(operation: str, args: argparse.Namespace) -> str:
     gfal2 = _load("gfal2")
-    url = args[-1]
+    url = args.url
     try:
         context = gfal2.creat_context()
         if operation == "put":
             params = context.transfer_parameters()
             params.overwrite = True
-            params.timeout = timeout
-            context.filecopy(params, "file://" + os.path.abspath(args[0]), url)
+            params.timeout = args.timeout
+            context.filecopy(params, "file://" + os.path.abspath(args.file), url)
         if operation == "remove":
             context.unlink(url)
             return ""
@@ -92,15 +97,25 @@ def _gfal2(operation: str, args: list[str], timeout: int) -> str:
         raise StepError(message, exc.code or 1) from exc
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bindings.py", description="one stage-out step through a binding")
+    parser.add_argument("library", choices=("xrootd", "gfal2"))
+    steps = parser.add_subparsers(dest="operation", required=True)
+    put = steps.add_parser("put")
+    put.add_argument("file")
+    for step in (put, steps.add_parser("checksum"), steps.add_parser("remove")):
+        step.add_argument("url")
+        step.add_argument("timeout", type=int)
+    put.add_argument("--adler32", default=None, help="the file's adler32, when known (XRootD checks it)")
+    return parser
+
+
 def main(argv: list[str]) -> int:
     """Run one step; print its result (the adler32 line) on stdout, a failure on stderr."""
-    if len(argv) < 4 or argv[0] not in ("xrootd", "gfal2") or argv[1] not in ("put", "checksum", "remove"):
-        print("usage: bindings.py {xrootd|gfal2} {put FILE|checksum|remove} URL TIMEOUT", file=sys.stderr)
-        return 2
-    library, operation, args, timeout = argv[0], argv[1], argv[2:-1], int(argv[-1])
+    args = _parser().parse_args(argv)
     try:
-        step = _xrootd if library == "xrootd" else _gfal2
-        result = step(operation, args, timeout)
+        step = _xrootd if args.library == "xrootd" else _gfal2
+        result = step(args.operation, args)
     except StepError as exc:
         print(exc, file=sys.stderr)
         return exc.code

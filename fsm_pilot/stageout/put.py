@@ -17,10 +17,11 @@ file:// endpoints are written by the pilot itself (``storage.local.put_file``).
 
 from __future__ import annotations
 
+import re
 import select
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,8 @@ _SIGNAL_GRACE = 0.5
 _WAIT_SLICE = 1.0
 #: Failures another attempt may cure; the others (no protocol, no space, no permission) would recur.
 _RETRYABLE = frozenset({PilotError.STAGEOUTTIMEOUT, PilotError.STAGEOUTFAILED, PilotError.PUTADMISMATCH})
+#: A removal that found nothing: the copytool removed the bad replica itself (xrdcp --rm-bad-cksum).
+_GONE = re.compile(r"no such file|not found|\[3011\]", re.IGNORECASE)
 #: The copytools' output, in the job dir.
 LOG_NAME = "stageout.log"
 
@@ -185,19 +188,45 @@ def _stored_checksum(run: Copying, tool: Uploader, up: Upload, output: str, loca
 
 
 def _remove(run: Copying, tool: Uploader, up: Upload) -> str:
-    """Delete a bad replica; returns how that went, for the diag."""
+    """Delete a bad replica (even when the copytool says it did); returns how that went, for the diag."""
     if tool.remove is None:
         return "it could not be removed by this copytool"
     try:
         _step(run, tool, tool.remove(up, run.timeout_base), run.timeout_base, what=f"removal of {up.url}")
     except PilotFailure as exc:
+        if _GONE.search(exc.diag):
+            return "the copytool had removed the replica"
         return f"removing it failed: {exc.diag}"
     return "the replica was removed"
+
+
+def _checked_by_the_copy(run: Copying, tool: Uploader, up: Upload, local: SlicedAdler32) -> tuple[int, str]:
+    """A copy that checksums the file as it sends it (or is given the value) and compares the server's."""
+    assert tool.put is not None
+    timeout = stageout_timeout(up.size, run.timeout_base)
+    what = f"{tool.label} of {up.lfn} to {up.url}"
+    try:
+        output = _step(run, tool, tool.put(up, timeout), timeout, what=what)
+    except PilotFailure as exc:
+        if exc.error is not PilotError.PUTADMISMATCH:
+            raise
+        raise PilotFailure(exc.error, f"{exc.diag}; {_remove(run, tool, up)}") from exc
+    value = tool.reported(output, tool.reports) or up.adler32
+    if value is None:
+        raise PilotFailure(PilotError.STAGEOUTFAILED, f"{what}: {tool.label} reported no adler32")
+    if up.adler32 is not None and value != up.adler32:
+        raise PilotFailure(PilotError.PUTADMISMATCH, f"{what}: the copy reports adler32 {value}, the file has "
+                                                     f"{up.adler32}; {_remove(run, tool, up)}")
+    if not local.done:
+        local.adopt(up.size, value)
+    return local.result()
 
 
 def _attempt(run: Copying, tool: Uploader, up: Upload, local: SlicedAdler32) -> tuple[int, str]:
     """Copy, compare the storage element's adler32 with the file's; a bad replica is removed."""
     assert tool.put is not None
+    if tool.reports_source:
+        return _checked_by_the_copy(run, tool, replace(up, adler32=local.value), local)
     timeout = stageout_timeout(up.size, run.timeout_base)
     output = _step(run, tool, tool.put(up, timeout), timeout, what=f"{tool.label} of {up.lfn} to {up.url}",
                    local=local)

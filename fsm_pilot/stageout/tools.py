@@ -9,8 +9,10 @@ work instead of the commands, in a child process all the same
 
 Each tool is three steps, each a command line: ``put`` (the copy), ``query``
 (the adler32 the storage element reports for the stored file) and ``remove``
-(a bad replica). xrdcp's and the bindings' ``put`` print the server's adler32
-themselves (``xrdcp --cksum adler32:print``), which saves the query.
+(a bad replica). XRootD's copies (xrdcp ``--cksum adler32:source``, the bindings'
+end-to-end mode) checksum the file as they send it and compare the server's
+value themselves, so the pilot neither reads the file nor queries; the gfal2
+bindings print the server's value after their copy, which saves the query.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ class Upload:
     lfn: str
     guid: str
     size: int
+    #: The file's adler32 when known already (the copytool is then given it to check against).
+    adler32: str | None = None
 
 
 Argv = Callable[[Upload, float], "list[str]"]
 
-#: ``adler32: <value> <url> <size>`` (xrdcp --cksum adler32:print), ``adler32 <value>`` (xrdfs, bindings).
+#: ``adler32: <value> <file> <size>`` (xrdcp --cksum adler32:source), ``adler32 <value>`` (xrdfs, bindings).
 _ADLER_LINE = re.compile(r"^adler32:? ([0-9a-fA-F]{1,8})(?: \S+ \d+)?\s*$", re.MULTILINE)
 #: ``<url> <value>`` (gfal-sum).
 _GFAL_SUM = re.compile(r"^\S+\s+([0-9a-fA-F]{1,8})\s*$", re.MULTILINE)
@@ -68,22 +72,22 @@ class Uploader:
     name: str
     label: str
     schemes: tuple[str, ...]
+    #: Commands that must be on PATH (none for the bindings: they run with the pilot's interpreter).
     needs: tuple[str, ...]
     put: Argv | None
     query: Argv | None = None
     remove: Argv | None = None
     reports: re.Pattern[str] | None = None
     answers: re.Pattern[str] = _ADLER_LINE
+    #: The copy checksums the file as it reads it (or is given the value), checks the stored file's against
+    #: it, removes a bad one, and prints the value: the pilot reads nothing.
+    reports_source: bool = False
     verifies_itself: bool = False
 
     @property
     def local(self) -> bool:
         """Written by the pilot itself (file:// endpoints): no child, no steps."""
         return self.put is None
-
-    def available(self) -> bool:
-        """Every command it needs is on PATH (the bindings: the interpreter that runs them)."""
-        return all(shutil.which(command) is not None for command in self.needs)
 
     def reported(self, output: str, pattern: re.Pattern[str] | None) -> str | None:
         """The storage element's adler32 in a step's output (8 lowercase hex digits), if there."""
@@ -92,8 +96,12 @@ class Uploader:
 
 
 def _xrdcp_put(up: Upload, timeout: float) -> list[str]:
-    # --posc: a copy cut short leaves no partial replica; print: the server's adler32 once stored
-    return ["xrdcp", "--nopbar", "--force", "--posc", "--cksum", "adler32:print", str(up.src), up.url]
+    """``adler32:source``: xrdcp checksums the file as it sends it, compares the server's, prints the value.
+
+    ``--posc``: a copy cut short leaves no partial replica; ``--rm-bad-cksum``: nor does a bad one.
+    """
+    checksum = f"adler32:{up.adler32}" if up.adler32 else "adler32:source"
+    return ["xrdcp", "--nopbar", "--force", "--posc", "--cksum", checksum, "--rm-bad-cksum", str(up.src), up.url]
 
 
 def _xrdfs(operation: str) -> Argv:
@@ -110,7 +118,8 @@ def _gfal_put(up: Upload, timeout: float) -> list[str]:
 def _bindings(library: str, operation: str) -> Argv:
     def argv(up: Upload, timeout: float) -> list[str]:
         source = [str(up.src)] if operation == "put" else []
-        return [sys.executable, _BINDINGS, library, operation, *source, up.url, _seconds(timeout)]
+        known = ["--adler32", up.adler32] if operation == "put" and up.adler32 else []
+        return [sys.executable, _BINDINGS, library, operation, *source, up.url, _seconds(timeout), *known]
     return argv
 
 
@@ -123,9 +132,10 @@ def _rucio_put(up: Upload, timeout: float) -> list[str]:
 _XROOT = ("root", "roots")
 _GFAL = ("srm", "gsiftp", "https", "davs", "root")  # Pilot 3's gfal allowed_schemas, in its order
 XRDCP = Uploader("xrdcp", "xrdcp", _XROOT, ("xrdcp", "xrdfs"), _xrdcp_put, _xrdfs("query checksum"),
-                 _xrdfs("rm"), reports=_ADLER_LINE)
+                 _xrdfs("rm"), reports=_ADLER_LINE, reports_source=True)
 XROOTD_BINDINGS = Uploader("xrdcp", "XRootD bindings", _XROOT, (), _bindings("xrootd", "put"),
-                           _bindings("xrootd", "checksum"), _bindings("xrootd", "remove"), reports=_ADLER_LINE)
+                           _bindings("xrootd", "checksum"), _bindings("xrootd", "remove"), reports=_ADLER_LINE,
+                           reports_source=True)
 GFAL_COPY = Uploader("gfal", "gfal-copy", _GFAL, ("gfal-copy", "gfal-sum", "gfal-rm"), _gfal_put,
                      lambda up, t: ["gfal-sum", up.url, "ADLER32"], lambda up, t: ["gfal-rm", up.url],
                      answers=_GFAL_SUM)

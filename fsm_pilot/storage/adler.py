@@ -72,6 +72,16 @@ class SlicedAdler32:
             raise self._failure(exc) from exc
         return self.done
 
+    def adopt(self, size: int, adler32: str) -> None:
+        """Take (size, adler32) from whoever read the file instead (a copytool that checksums as it copies)."""
+        self.close()
+        self.size, self._value, self.done = size, int(adler32, 16), True
+
+    @property
+    def value(self) -> str | None:
+        """The adler32 once known, else None."""
+        return adler_hex(self._value) if self.done else None
+
     def finish(self) -> tuple[int, str]:
         """Read whatever is left and return (size, adler32)."""
         while not self.step():
