@@ -3,11 +3,13 @@
 For each copytool the queue names (``destination.py``), the endpoint protocol it
 writes is chosen and the copy runs as a child process: its own session, its
 whole tree killed on a deadline scaled by the file's size (Pilot 3's rule) or
-when a signal arrives, heartbeats sent while it runs. Meanwhile the pilot reads
-the file once, in slices, for its adler32 (the log tarball's is known already).
-The storage element's adler32 for the stored file, printed by the copy itself
-or asked for by a query step, must equal it; else the bad replica is removed
-and the attempt fails with PUTADMISMATCH. Nothing is re-read locally.
+when a signal arrives, heartbeats sent while it runs. The storage element's
+adler32 for the stored file must equal the file's, else the bad replica is
+removed and the attempt fails with PUTADMISMATCH. The file's is taken once and
+never in a pass of its own: XRootD's copies checksum the file as they send it
+and compare the server's value themselves; for the others the pilot reads the
+file in slices while the copy runs, then compares the value the copy printed or
+a query step returns. The log tarball's is known already. Nothing is re-read.
 
 A failure another attempt may cure (a timeout, a mismatch, a generic failure)
 is retried with the same copytool up to ``attempts`` times; then the next
