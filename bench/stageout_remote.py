@@ -10,7 +10,8 @@ pilot does next) beside the bare copy by the same tool with no checksum at all
 children's). Also shown: the server's own checksum of a freshly stored 1 GB file
 (part of any verification by the storage element), and the adler32 throughput
 of the pilot's checksum code on the page-cached file beside ``zlib.adler32``
-over the same bytes already in memory. Medians of ``--rounds`` runs.
+over the same bytes already in memory. Medians of ``--rounds`` runs, the two
+kinds of copy interleaved (each first in turn), dirty pages synced before each.
 
 Needs Debian's xrootd-server, xrootd-client and gfal2-util (see .ci/run). Run it
 with /usr/bin/python3 (PYTHONPATH=.:<venv site-packages>) and ``--bindings`` to
@@ -147,13 +148,17 @@ def run_cases(bench: Bench, rounds: int) -> list[Row]:
     rows = []
     for scheme, copytool in CASES:
         bare, pilot, server, cpu = [], [], [], []
-        for _ in range(rounds):  # interleaved, so the machine's load hits both alike
-            seconds, checksum = bench.bare(scheme)
-            bare.append(seconds)
-            server.append(checksum)
-            seconds, used = bench.pilot(scheme, copytool)
-            pilot.append(seconds)
-            cpu.append(used)
+        for turn in range(rounds):  # interleaved, each first in turn, so the machine's load hits both alike
+            for which in ("bare", "pilot") if turn % 2 == 0 else ("pilot", "bare"):
+                os.sync()  # the previous copy's dirty pages are not written back during the next one
+                if which == "bare":
+                    seconds, checksum = bench.bare(scheme)
+                    bare.append(seconds)
+                    server.append(checksum)
+                else:
+                    seconds, used = bench.pilot(scheme, copytool)
+                    pilot.append(seconds)
+                    cpu.append(used)
         rows.append((f"{scheme}:// ({copytool})", pilot, bare, server, cpu))
     return rows
 
