@@ -152,7 +152,9 @@ def _bindings_python() -> tuple[str, str] | None:
     """/usr/bin/python3 with the project and its dependencies on PYTHONPATH, if it imports both bindings."""
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return None
-    site = next(p for p in sys.path if p.endswith("site-packages"))
+    site = next((p for p in sys.path if p.endswith("site-packages")), None)
+    if site is None:
+        return None
     pythonpath = os.pathsep.join((str(REPO), site))
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gfal2, fsm_pilot.cli; from XRootD import client"],
                            env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, check=False)
