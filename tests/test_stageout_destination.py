@@ -152,3 +152,10 @@ def test_rucio_not_installed_is_not_implemented() -> None:
         uploader("rucio")
     assert excinfo.value.error is PilotError.NOTIMPLEMENTED
     assert "rucio not installed" in excinfo.value.diag
+
+
+def test_a_file_endpoint_needs_no_copytool() -> None:
+    """As before stage-out knew copytools: a file:// endpoint is written by the pilot, acopytools unread."""
+    ddm = _ddm(write_lan=[{"endpoint": "file://localhost", "path": "/data/se"}])
+    dest = destination(_queue(acopytools=42), ddm, "pw", None)
+    assert dest.local and dest.copytools == ()

@@ -135,6 +135,8 @@ def destination(queuedata: Mapping[str, Any], ddmendpoints: Mapping[str, Any], a
     for kind in kinds:
         protocols = endpoint_protocols(ddmendpoints, name, kind)
         if protocols:
+            if all(urlsplit(p.url).scheme.lower() == "file" for p in protocols):
+                return Destination(name, kind, protocols, (), {})  # written by the pilot: no copytool
             names = copytool_names(queuedata, activity)
             schemes = {tool: allowed_schemes(queuedata, activity, tool) for tool in names}
             return Destination(name, kind, protocols, names, {k: v for k, v in schemes.items() if v})
