@@ -89,6 +89,10 @@ OPTIONS: tuple[Option, ...] = (
            "CLEANUP removes other pilots' leftovers untouched this long, s (the seed's 12 h)"),
     Option("cleanup_stuck_age", "FSM_PILOT_CLEANUP_STUCK_AGE", 7 * 24 * 3600.0,
            "a job still starting/running/holding after this long, s, no longer keeps its pilot dir"),
+    Option("stageout_timeout", "FSM_PILOT_STAGEOUT_TIMEOUT", 300.0,
+           "seconds one stage-out copy may take, plus 1 s per MB of the file, at most 3 h (Pilot 3's 300)"),
+    Option("stageout_attempts", "FSM_PILOT_STAGEOUT_ATTEMPTS", 2.0,
+           "copies tried per copytool for a file after a timeout, a checksum mismatch or a generic failure"),
     Option("update_timeout", "FSM_PILOT_UPDATE_TIMEOUT", 300.0,
            "seconds a server call may take with its retries (the final update after a signal: 0.5)"),
 )

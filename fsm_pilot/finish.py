@@ -3,11 +3,12 @@
 Shared by STAGEOUT (the normal end, and rejected jobs) and ABORTING (a signal
 or a crash): whatever happened to the payload, the job's log is kept.
 
-A signal during stage-out: no new output copy starts. A job whose outputs
-were all stored by then is reported ``finished`` (its work is done and in
-storage); otherwise it fails with the signal's code and says how many of its
-outputs were stored. Either way the log is stored and the final update gets
-at most FINAL_UPDATE_SECONDS, then the pilot aborts.
+A signal during stage-out: the output copy in flight is killed (its whole
+process tree) and no new one starts. A job whose outputs were all stored by
+then is reported ``finished`` (its work is done and in storage); otherwise it
+fails with the signal's code and says how many of its outputs were stored.
+Either way the log is stored, its copy given at most STOPPING_COPY_SECONDS, and
+the final update at most FINAL_UPDATE_SECONDS; then the pilot aborts.
 """
 
 from __future__ import annotations
@@ -27,31 +28,53 @@ from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
 from fsm_pilot.reporting import STOPPING_UPDATE_SECONDS, heartbeat_if_due, update_fields
 from fsm_pilot.signals import name_of
-from fsm_pilot.storage import StagedFile, make_log_tarball, put_file, write_endpoint
+from fsm_pilot.stageout import Copying, Interrupted, destination, put
+from fsm_pilot.storage import StagedFile, put_file
+from fsm_pilot.storage.logtar import make_log_tarball_summed
 
 #: The pilot was told to stop: the final update may take this long, then it is left pending.
 FINAL_UPDATE_SECONDS = STOPPING_UPDATE_SECONDS
+#: The pilot was told to stop: the log's copy may still take this long, then it is killed.
+STOPPING_COPY_SECONDS = 10.0
 
 
-def _store(ctx: Context, spec: FileSpec, src: Path, activity: str, *, guid: str, within: Path | None) -> StagedFile:
+def _copying(ctx: Context, run: JobRun, activity: str, cwd: Path) -> Copying:
+    """Outputs' copies stop at a signal; the log's ("pl") must finish, within STOPPING_COPY_SECONDS.
+
+    The copies run in ``cwd`` and append their output to its ``stageout.log``: the job dir for
+    outputs (so it goes into the log tarball), the pilot dir for the log tarball itself.
+    """
+    return Copying(cwd=cwd, wakeup_fd=ctx.signals.wakeup_fd, tick=lambda: heartbeat_if_due(ctx, run),
+                   timeout_base=ctx.setting("stageout_timeout"), attempts=max(1, int(ctx.setting("stageout_attempts"))),
+                   must_finish=activity == "pl", signalled=ctx.signals.first is not None,
+                   stopping=STOPPING_COPY_SECONDS, log=ctx.log.bind(panda_id=run.panda_id))
+
+
+def _store(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, guid: str,
+           within: Path | None, expected: tuple[int, str] | None) -> StagedFile:
     """To the queue's storage endpoint; under Harvester with -z, to the access point for Harvester to store."""
     if harvester_files(ctx):
-        from fsm_pilot.harvester.stageout import put
+        from fsm_pilot.harvester.stageout import put as put_for_harvester
 
-        return put(ctx, src, spec.lfn, guid, ddm_endpoint=spec.ddm_endpoint or "", within=within)
+        return put_for_harvester(ctx, src, spec.lfn, guid, ddm_endpoint=spec.ddm_endpoint or "", within=within)
     if not spec.scope:
         raise PilotFailure(PilotError.STAGEOUTFAILED, f"no scope for {spec.lfn}: cannot build its path")
-    endpoint = write_endpoint(ctx.queuedata, ctx.storagedata, activity, spec.ddm_endpoint)
-    return put_file(src, endpoint, spec.scope, spec.lfn, guid, within=within)
+    dest = destination(ctx.queuedata, ctx.storagedata, activity, spec.ddm_endpoint)
+    if dest.local:  # a directory on this host: written and re-read in-process, as always
+        return put_file(src, dest.protocols[0], spec.scope, spec.lfn, guid, within=within, expected=expected)
+    copying = _copying(ctx, run, activity, src.parent)
+    return put(copying, dest, src, scope=spec.scope, lfn=spec.lfn, guid=guid, within=within, expected=expected)
 
 
-def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool) -> None:
+def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, payload_file: bool,
+         expected: tuple[int, str] | None = None) -> None:
     """Store one file and add it to the job's xml report; failures fail the job, not the pilot."""
     # a file the job names no GUID for gets a lower-case uuid4, as panda-server makes its GUIDs (the log's,
     # in its setupper), so one job's files share one case in its filestable4; Pilot 3 upper-cases its own
     guid = spec.guid or str(uuid.uuid4())
     # a payload's file must stay inside the job dir (no symlink out); the log tarball is the pilot's own
-    staged = _store(ctx, spec, src, activity, guid=guid, within=run.workdir if payload_file else None)
+    staged = _store(ctx, run, spec, src, activity, guid=guid, within=run.workdir if payload_file else None,
+                    expected=expected)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
                          "surl": staged.surl, "endpoint": staged.endpoint}
     persist(ctx, run, durable=True)
@@ -72,16 +95,19 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
         heartbeat_if_due(ctx, run)
         try:
             _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
+        except Interrupted:
+            _stopped_by_signal(ctx, run, ctx.signals.first)
+            return
         except PilotFailure as exc:
             ctx.log.warning("stage-out failed", panda_id=run.panda_id, lfn=spec.lfn, error=exc.error.name,
                             diag=exc.diag)
             run.fail(exc.error, exc.diag)
 
 
-def _stopped_by_signal(ctx: Context, run: JobRun, signum: int) -> None:
+def _stopped_by_signal(ctx: Context, run: JobRun, signum: int | None) -> None:
     """Fail a job whose stage-out a signal cut short, saying how far it got."""
     assert run.job is not None
-    name = name_of(signum)
+    name = name_of(signum) if signum is not None else "a signal"
     stored = sum(1 for spec in run.job.outputs if spec.lfn in run.xml)
     run.fail(SIGNAL_ERRORS.get(name, PilotError.KILLSIGNAL),
              f"stage-out stopped by {name}: {stored} of {len(run.job.outputs)} outputs stored")
@@ -108,7 +134,7 @@ def _transition_slice(ctx: Context, run: JobRun, origin: Path) -> Path | None:
 
 
 def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
-    """Tar the job dir (without inputs) with pilot.log and the job's transitions; store it.
+    """Tar the job dir (without inputs and outputs) with pilot.log and the job's transitions; store it.
 
     ``origin`` is the pilot dir whose pilot.log and transition log go in: this
     pilot's, or a dead pilot's when its job is recovered.
@@ -120,7 +146,9 @@ def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
         return  # stored before (a recovered job)
     workdir = run.workdir or ctx.pilot_dir / f"PanDA_Pilot-{run.panda_id}"
     workdir.mkdir(exist_ok=True)
-    inputs = {f.lfn for f in run.job.inputs} if run.job is not None else set()
+    # as Pilot 3: neither inputs nor outputs go into the log (outputs are stored on their own)
+    files = [*run.job.inputs, *run.job.outputs] if run.job is not None else []
+    excluded = {f.lfn for f in files}
     extra = [(origin / "pilot.log", "pilot.log")] if (origin / "pilot.log").is_file() else []
     slice_path = _transition_slice(ctx, run, origin)
     if slice_path is not None:
@@ -128,8 +156,8 @@ def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
     heartbeat_if_due(ctx, run)
     tarball = ctx.pilot_dir / log.lfn
     try:
-        make_log_tarball(workdir, tarball, inputs, extra)
-        _put(ctx, run, log, tarball, "pl", payload_file=False)
+        _, summed = make_log_tarball_summed(workdir, tarball, excluded, extra)
+        _put(ctx, run, log, tarball, "pl", payload_file=False, expected=summed)
     except PilotFailure as exc:
         ctx.log.warning("log stage-out failed", panda_id=run.panda_id, error=exc.error.name, diag=exc.diag)
         run.fail(exc.error, exc.diag)

@@ -34,6 +34,9 @@ class Dispatcher:
     proc: subprocess.Popen[str] | None = None
     url: str = ""
     stderr: list[str] = field(default_factory=list)
+    #: Served instead of the fixtures' TEST_QUEUE and the bundled file:// endpoint, when given.
+    queuedata: Path | None = None
+    storagedata: Path | None = None
 
     @property
     def db(self) -> Path:
@@ -46,8 +49,11 @@ class Dispatcher:
     def start(self) -> Dispatcher:
         """Start (or restart) on ``port`` (0: any free one); return once it listens."""
         self.root.mkdir(parents=True, exist_ok=True)
+        queuedata = self.queuedata or FIXTURES / "queuedata_TEST_QUEUE.json"
         cmd = [sys.executable, "-m", "fsm_pilot", "dispatcher", "--db", str(self.db), "--port", str(self.port),
-               "--queuedata", str(FIXTURES / "queuedata_TEST_QUEUE.json"), "--storage-dir", str(self.storage)]
+               "--queuedata", str(queuedata), "--storage-dir", str(self.storage)]
+        if self.storagedata is not None:
+            cmd += ["--storagedata", str(self.storagedata)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()

@@ -122,9 +122,16 @@ def test_put_file_symlink_inside_job_dir(storage: Storage, job: Path) -> None:
 def test_put_file_detects_corruption(
     storage: Storage, job: Path, monkeypatch: pytest.MonkeyPatch, stored: bytes
 ) -> None:
-    # Real storage corruption cannot be produced on demand, so the copy step is
-    # replaced by one that writes wrong bytes; verification must catch it.
-    monkeypatch.setattr(local_module, "_copy", lambda src, out: out.write(stored))
+    # Real storage corruption cannot be produced on demand, so the replica is
+    # overwritten with wrong bytes right after the copy; verification must catch it.
+    real_write = local_module._write_atomically
+
+    def write_then_corrupt(src: Path, dest: Path) -> tuple[int, str]:
+        copied = real_write(src, dest)
+        dest.write_bytes(stored)
+        return copied
+
+    monkeypatch.setattr(local_module, "_write_atomically", write_then_corrupt)
     with pytest.raises(PilotFailure) as excinfo:
         put_file(job / "out.txt", _endpoint(storage), "test", "out.txt", "G")
     assert code(excinfo) is PilotError.PUTADMISMATCH
@@ -286,3 +293,22 @@ def test_log_tarball_errors(
         make_log_tarball(tmp_path / job_name, tmp_path / tarball_name, (), [(tmp_path / extra[0], extra[1])])
     assert code(excinfo) is PilotError.LOGFILECREATIONFAILURE
     assert sorted(os.listdir(tmp_path)) == before  # no tarball, no temp file
+
+
+def _bytes_read() -> int:
+    """What this thread has read so far (``rchar``: every read(2), cached or not)."""
+    for line in Path("/proc/thread-self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_put_file_reads_the_source_once(storage: Storage, job: Path) -> None:
+    """The source's checksum comes from the copy itself; only the replica is read back (2 reads, not 3)."""
+    size = 16 * 1024 * 1024
+    (job / "big.dat").write_bytes(os.urandom(size))
+    before = _bytes_read()
+    staged = put_file(job / "big.dat", _endpoint(storage), "test", "big.dat", "G", within=job)
+    read = _bytes_read() - before
+    assert staged.fsize == size
+    assert 2 * size <= read < 2.2 * size

@@ -127,28 +127,21 @@ def _pick_name(
     )
 
 
-def _first_protocol(name: str, entry: Mapping[str, Any], protocol: str) -> Mapping[str, Any]:
+def _protocols(name: str, entry: Mapping[str, Any], protocol: str) -> list[Any]:
+    """The endpoint's protocols of one kind (``write_lan``, ...), in CRIC's order; [] when it has none."""
     arprotocols = entry.get("arprotocols")
     arprotocols = _mapping({} if arprotocols is None else arprotocols, f"endpoint {name} arprotocols")
     protocols = arprotocols.get(protocol)
-    if protocols is None or (isinstance(protocols, list) and not protocols):
-        raise PilotFailure(PilotError.NOSTORAGEPROTOCOL, f"endpoint {name} has no {protocol} protocol")
+    if protocols is None:
+        return []
     if not isinstance(protocols, list):
         raise _bad(
             f"endpoint {name} arprotocols[{protocol!r}] is a {type(protocols).__name__}, expected a list"
         )
-    return _mapping(protocols[0], f"endpoint {name} arprotocols[{protocol!r}][0]")
+    return protocols
 
 
-def _build(name: str, entry_value: object, protocol: str) -> Endpoint:
-    """Validate one CRIC endpoint and take its first protocol of the wanted kind."""
-    entry = _mapping(entry_value, f"endpoint {name}")
-    first = _first_protocol(name, entry, protocol)
-    url, path = first.get("endpoint"), first.get("path")
-    if not isinstance(url, str) or not url or not isinstance(path, str):
-        raise _bad(f"endpoint {name} {protocol}: endpoint {url!r} / path {path!r} are not strings")
-    if ".." in path.split("/"):
-        raise _bad(f"endpoint {name} {protocol}: path {path!r} contains '..'")
+def _check_deterministic(name: str, entry: Mapping[str, Any]) -> None:
     deterministic = entry.get("is_deterministic", True)
     if not isinstance(deterministic, bool):
         raise _bad(f"endpoint {name} is_deterministic is {deterministic!r}, expected true/false")
@@ -157,7 +150,49 @@ def _build(name: str, entry_value: object, protocol: str) -> Endpoint:
             PilotError.NOTIMPLEMENTED,
             f"endpoint {name} is not deterministic (needs a server-given path, not supported yet)",
         )
+
+
+def _endpoint(name: str, protocol: str, index: int, value: object) -> Endpoint:
+    """One CRIC protocol entry (``endpoint`` URL and ``path``) as an Endpoint."""
+    pdat = _mapping(value, f"endpoint {name} arprotocols[{protocol!r}][{index}]")
+    url, path = pdat.get("endpoint"), pdat.get("path")
+    if not isinstance(url, str) or not url or not isinstance(path, str):
+        raise _bad(f"endpoint {name} {protocol}: endpoint {url!r} / path {path!r} are not strings")
+    if ".." in path.split("/"):
+        raise _bad(f"endpoint {name} {protocol}: path {path!r} contains '..'")
     return Endpoint(name=name, url=url, path=path, deterministic=True)
+
+
+def _build(name: str, entry_value: object, protocol: str) -> Endpoint:
+    """Validate one CRIC endpoint and take its first protocol of the wanted kind."""
+    entry = _mapping(entry_value, f"endpoint {name}")
+    protocols = _protocols(name, entry, protocol)
+    if not protocols:
+        raise PilotFailure(PilotError.NOSTORAGEPROTOCOL, f"endpoint {name} has no {protocol} protocol")
+    endpoint = _endpoint(name, protocol, 0, protocols[0])
+    _check_deterministic(name, entry)
+    return endpoint
+
+
+def endpoint_protocols(ddmendpoints: Mapping[str, Any], name: str, protocol: str) -> tuple[Endpoint, ...]:
+    """Every ``protocol`` entry (``write_lan``, ``write_wan``, ...) of endpoint ``name``, validated, in order."""
+    ddmendpoints = _mapping(ddmendpoints, "ddmendpoints")
+    entry = _mapping(ddmendpoints.get(name), f"endpoint {name}")
+    found = tuple(_endpoint(name, protocol, i, value) for i, value in enumerate(_protocols(name, entry, protocol)))
+    if found:
+        _check_deterministic(name, entry)
+    return found
+
+
+def write_endpoint_name(
+    queuedata: Mapping[str, Any],
+    ddmendpoints: Mapping[str, Any],
+    activity: str,
+    preferred: str | None = None,
+) -> str:
+    """The endpoint to write to, chosen as :func:`write_endpoint` chooses it (without its protocol)."""
+    return _pick_name(_mapping(queuedata, "queuedata"), _mapping(ddmendpoints, "ddmendpoints"), activity,
+                      preferred, "write_lan")
 
 
 def _resolve(

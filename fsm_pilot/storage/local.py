@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.storage.adler import Adler32Writer
 from fsm_pilot.storage.checksum import BLOCK_SIZE, size_and_adler32
 from fsm_pilot.storage.endpoints import Endpoint
 
@@ -51,7 +52,7 @@ def _missing(diag: str) -> PilotFailure:
     return PilotFailure(PilotError.MISSINGOUTPUTFILE, diag)
 
 
-def _check_source(src: Path, within: Path | None) -> Path:
+def check_source(src: Path, within: Path | None) -> Path:
     """The resolved file to read; refuses escapes from ``within``, non-files and empty files."""
     try:
         real = src.resolve()
@@ -77,10 +78,12 @@ def _check_inside(dest: Path, root: Path) -> None:
         )
 
 
-def _copy(src: Path, out: BinaryIO) -> None:
-    """Copy the source's bytes into an open destination."""
+def _copy(src: Path, out: BinaryIO) -> tuple[int, str]:
+    """Copy the source's bytes into an open destination; their (size, adler32), taken on the way."""
+    summed = Adler32Writer(out)
     with src.open("rb") as handle:
-        shutil.copyfileobj(handle, out, BLOCK_SIZE)
+        shutil.copyfileobj(handle, summed, BLOCK_SIZE)
+    return summed.result()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -93,14 +96,14 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _write_atomically(src: Path, dest: Path) -> None:
+def _write_atomically(src: Path, dest: Path) -> tuple[int, str]:
     """Temp file in the destination directory, fsync, rename: readers never see a partial file."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             os.fchmod(out.fileno(), _REPLICA_MODE)
-            _copy(src, out)
+            copied = _copy(src, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
@@ -108,6 +111,7 @@ def _write_atomically(src: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(dest.parent)
+    return copied
 
 
 def _measure_destination(dest: Path) -> tuple[int, str]:
@@ -128,6 +132,20 @@ def _already_there(dest: Path, want: tuple[int, str]) -> bool:
         return False
 
 
+def _place(source: Path, dest: Path, want: tuple[int, str] | None) -> tuple[int, str]:
+    """Write the replica unless an identical one is there; the source's (size, adler32).
+
+    Unknown, they are taken while copying (no read of the source just for them),
+    unless a replica is there already to compare with.
+    """
+    if want is None and dest.is_file():
+        want = size_and_adler32(source)
+    if want is not None and _already_there(dest, want):
+        return want
+    copied = _write_atomically(source, dest)
+    return want or copied
+
+
 def _verify(dest: Path, want: tuple[int, str]) -> None:
     """Read the replica back; a wrong one is removed so nothing can register it."""
     got = _measure_destination(dest)
@@ -146,11 +164,9 @@ def put_path(src: Path, dest: Path, *, within: Path | None = None) -> tuple[int,
     For a destination that is no storage endpoint: Harvester's access point,
     from where Harvester stages the file out itself.
     """
-    source = _check_source(src, within)
-    want = size_and_adler32(source)
+    source = check_source(src, within)
     try:
-        if not _already_there(dest, want):
-            _write_atomically(source, dest)
+        want = _place(source, dest, None)
     except OSError as exc:
         raise PilotFailure(PilotError.STAGEOUTFAILED, f"cannot write {dest}: {exc}") from exc
     _verify(dest, want)
@@ -173,15 +189,14 @@ def put_file(
     reported them; ``within`` (the job directory) is where the source must really be.
     """
     dest = endpoint.local_path(scope, lfn)
-    source = _check_source(src, within)
-    want = size_and_adler32(source) if expected is None else (expected[0], expected[1].lower().zfill(8))
+    source = check_source(src, within)
+    known = None if expected is None else (expected[0], expected[1].lower().zfill(8))
     try:
         root = endpoint.local_root().resolve()
         _check_inside(dest, root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         _check_inside(dest, root)
-        if not _already_there(dest, want):
-            _write_atomically(source, dest)
+        want = _place(source, dest, known)
     except OSError as exc:
         raise PilotFailure(PilotError.STAGEOUTFAILED, f"cannot write {dest}: {exc}") from exc
     _verify(dest, want)

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.storage.adler import Adler32Writer
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,18 @@ def _add_extra(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
 
 def _write(
     fd: int, job: Path, root: str, exclude: Collection[str], extras: Sequence[tuple[Path, str]]
-) -> None:
+) -> tuple[int, str]:
+    """Write the tarball to ``fd``; its size and adler32 come from the bytes as they are written."""
     with os.fdopen(fd, "wb") as raw:
-        with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=_COMPRESSLEVEL) as tar:
+        summed = Adler32Writer(raw)
+        # the writer has all gzip needs (write, flush), not the whole IO[bytes] interface
+        with tarfile.open(fileobj=summed, mode="w:gz", compresslevel=_COMPRESSLEVEL) as tar:  # type: ignore[call-overload]
             _add_job_dir(tar, job, root, exclude)
             for path, arcname in extras:
                 _add_extra(tar, path, f"{root}/{arcname}")
         raw.flush()
         os.fsync(raw.fileno())
+    return summed.result()
 
 
 def _names_inside(job: Path, paths: Sequence[Path]) -> set[str]:
@@ -131,6 +136,16 @@ def make_log_tarball(
     ``extra`` adds (file, name) pairs, e.g. the pilot log, under the same top
     directory. Written under a temp name and renamed, so it is whole or absent.
     """
+    return make_log_tarball_summed(job_dir, tarball, exclude, extra)[0]
+
+
+def make_log_tarball_summed(
+    job_dir: Path,
+    tarball: Path,
+    exclude: Collection[str],
+    extra: Sequence[tuple[Path, str]] = (),
+) -> tuple[Path, tuple[int, str]]:
+    """:func:`make_log_tarball`, also returning the tarball's (size, adler32), taken as it was written."""
     root = tarball_root(tarball.name)
     extras = [(path, _relative_name(name)) for path, name in extra]
     skip = set(exclude) | {name for _, name in extras}
@@ -144,7 +159,7 @@ def make_log_tarball(
     tmp = Path(tmp_name).resolve()
     skip |= _names_inside(job, (tmp, tarball.resolve()))
     try:
-        _write(fd, job, root, skip, extras)
+        summed = _write(fd, job, root, skip, extras)
         os.replace(tmp, tarball)
     except (OSError, tarfile.TarError) as exc:
         tmp.unlink(missing_ok=True)
@@ -152,4 +167,4 @@ def make_log_tarball(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return tarball
+    return tarball, summed
