@@ -183,7 +183,7 @@ def test_where_the_bindings_import_they_do_the_copies(tmp_path: Path, storage_el
     assert _copytools_used(launch) == {label}
 
 
-def test_dead_server_fails_the_job_with_stageoutfailed(tmp_path: Path, storage_element: StorageElement,
+def test_dead_server_fails_the_job_as_unreachable(tmp_path: Path, storage_element: StorageElement,
                                                        serve: Callable[[str, str], Dispatcher]) -> None:
     server = serve("xrdcp", "root")
     storage_element.stop()
@@ -192,7 +192,7 @@ def test_dead_server_fails_the_job_with_stageoutfailed(tmp_path: Path, storage_e
     code, err = finish(_pilot(launch, server.url, storage_element), timeout=120)
     assert code == 0, err
     final = _final(server, panda_id)
-    assert (final["job_status"], final["pilot_error_code"]) == ("failed", 1137)
+    assert (final["job_status"], final["pilot_error_code"]) == ("failed", 1327)  # UNREACHABLENETWORK
     assert "Connection error" in final["pilot_error_diag"]
     assert json.loads(final.get("job_output_report") or "{}") == {}
 

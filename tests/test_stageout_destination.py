@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.stagein.failures import classify
 from fsm_pilot.stageout.destination import allowed_schemes, copytool_names, destination
-from fsm_pilot.stageout.errors import classify
 from fsm_pilot.stageout.tools import GFAL_COPY, RUCIO, XRDCP, Upload, uploader
 
 ROOT = {"endpoint": "root://se.example.org:1094", "path": "/atlas/rucio", "flavour": "XROOTD"}
@@ -104,34 +104,35 @@ def test_unknown_and_pilot3_only_copytools() -> None:
     assert (unknown.value.error, pilot3.value.error) == (PilotError.UNKNOWNCOPYTOOL, PilotError.NOTIMPLEMENTED)
 
 
-#: (exit code, the real tool's output, PanDA code): texts seen against the XRootD storage element.
+#: (tool, exit code, the real tool's output, PanDA code): texts seen against the XRootD storage element,
+#: classified by the one table stage-in uses too (fsm_pilot/stagein/failures.py), for the stage-out direction.
 REAL_ERRORS = [
-    (52, "Run: [ERROR] Operation expired:  (destination)", PilotError.STAGEOUTTIMEOUT),
-    (110, "gfal-copy error: 110 (Connection timed out) - Command timed out after 5 seconds!",
+    ("xrdcp", 52, "Run: [ERROR] Operation expired:  (destination)", PilotError.STAGEOUTTIMEOUT),
+    ("gfalcopy", 110, "gfal-copy error: 110 (Connection timed out) - Command timed out after 5 seconds!",
      PilotError.STAGEOUTTIMEOUT),
-    (53, "Run: [ERROR] CheckSum error", PilotError.PUTADMISMATCH),
-    (5, "gfal-copy error: 5 (Input/output error) - DESTINATION CHECKSUM MISMATCH User-defined and destination "
-        "adler32 do not match (deadbeef != f5da0c7a)", PilotError.PUTADMISMATCH),
-    (84, "gfal-copy error: 84 (Invalid or incomplete multibyte or wide character) - Error on "
-         "XrdCl::CopyProcess::Run(): [ERROR] CheckSum error", PilotError.PUTADMISMATCH),
-    (54, "Run: [ERROR] Server responded with an error: [3010] Unable to create /ro/x.dat; permission denied  "
-         "(destination)", PilotError.STAGEOUTAUTHENTICATIONFAILURE),
-    (13, "gfal-copy error: 13 (Permission denied) - Error on XrdCl::CopyProcess::Run(): [ERROR] Server responded "
-         "with an error: [3010] Unable to create /ro/x.dat; permission denied",
+    ("xrdcp", 53, "Run: [ERROR] CheckSum error", PilotError.PUTADMISMATCH),
+    ("gfalcopy", 5, "gfal-copy error: 5 (Input/output error) - DESTINATION CHECKSUM MISMATCH User-defined and "
+     "destination adler32 do not match (deadbeef != f5da0c7a)", PilotError.PUTADMISMATCH),
+    ("gfalcopy", 84, "gfal-copy error: 84 (Invalid or incomplete multibyte or wide character) - Error on "
+     "XrdCl::CopyProcess::Run(): [ERROR] CheckSum error", PilotError.PUTADMISMATCH),
+    ("xrdcp", 54, "Run: [ERROR] Server responded with an error: [3010] Unable to create /ro/x.dat; permission "
+     "denied  (destination)", PilotError.STAGEOUTAUTHENTICATIONFAILURE),
+    ("gfalcopy", 13, "gfal-copy error: 13 (Permission denied) - Error on XrdCl::CopyProcess::Run(): [ERROR] Server "
+     "responded with an error: [3010] Unable to create /ro/x.dat; permission denied",
      PilotError.STAGEOUTAUTHENTICATIONFAILURE),
-    (51, "Run: [FATAL] Connection error:  (destination)", PilotError.STAGEOUTFAILED),
-    (112, "gfal-copy error: 112 (Host is down) - DESTINATION OVERWRITE   Result Could not connect to server after "
-          "1 attempts", PilotError.STAGEOUTFAILED),
-    (28, "gfal-copy error: 28 (No space left on device) - ...", PilotError.NOREMOTESPACE),
-    (1, "fsm-pilot bindings: cannot import gfal2: ModuleNotFoundError(\"No module named 'gfal2'\")",
+    ("xrdcp", 51, "Run: [FATAL] Connection error:  (destination)", PilotError.UNREACHABLENETWORK),
+    ("gfalcopy", 112, "gfal-copy error: 112 (Host is down) - DESTINATION OVERWRITE   Result Could not connect to "
+     "server after 1 attempts", PilotError.UNREACHABLENETWORK),
+    ("gfalcopy", 28, "gfal-copy error: 28 (No space left on device) - ...", PilotError.NOREMOTESPACE),
+    ("gfal2", 1, "fsm-pilot bindings: cannot import gfal2: ModuleNotFoundError(\"No module named 'gfal2'\")",
      PilotError.MIDDLEWAREIMPORTFAILURE),
-    (-9, "", PilotError.STAGEOUTFAILED),
+    ("xrdcp", -9, "", PilotError.STAGEOUTFAILED),
 ]
 
 
-@pytest.mark.parametrize(("code", "output", "error"), REAL_ERRORS)
-def test_real_tool_errors_map_to_panda_codes(code: int, output: str, error: PilotError) -> None:
-    assert classify(code, output) is error
+@pytest.mark.parametrize(("tool", "code", "output", "error"), REAL_ERRORS)
+def test_real_tool_errors_map_to_panda_codes(tool: str, code: int, output: str, error: PilotError) -> None:
+    assert classify(tool, code, output, "out") is error
 
 
 def test_rucio_upload_command_line() -> None:

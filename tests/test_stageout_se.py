@@ -131,7 +131,7 @@ def test_dead_server_fails_at_once(storage_element: StorageElement, work: Path, 
     src, _ = _output(work, "dead.dat", 1000)
     with pytest.raises(PilotFailure) as excinfo:
         put(_copying(se, work), dest, src, scope=SCOPE, lfn="dead.dat", guid="G1")
-    assert excinfo.value.error is PilotError.STAGEOUTFAILED
+    assert excinfo.value.error is PilotError.UNREACHABLENETWORK
     assert text in excinfo.value.diag
 
 

@@ -57,12 +57,16 @@ class Rule:
 
 E = PilotError
 RULES: tuple[Rule, ...] = (
+    # the pilot's own bindings child (fsm_pilot/stageout/bindings.py) when its module is missing
+    Rule("bindings import", _texts("fsm-pilot bindings: cannot import"), E.MIDDLEWAREIMPORTFAILURE,
+         E.MIDDLEWAREIMPORTFAILURE),
     Rule("timeout", _texts("timeout", "timed out", "Operation expired", "[3034]", "[3035]"),
          E.STAGEINTIMEOUT, E.STAGEOUTTIMEOUT,
          # gfal2's xrootd plugin reports a stalled server as ESTALE ("Stale file handle")
          {"gfal": frozenset({errno.ETIMEDOUT, errno.ETIME, errno.ESTALE}), "xrootd": frozenset({52})}),
     Rule("checksum", _texts("CheckSum error", "CHECKSUM MISMATCH", "checksum do not match",
-                            "checksums do not match", "failed xrdadler32", "does not match the checksum", "[3019]"),
+                            "checksums do not match",
+                            "adler32 do not match", "failed xrdadler32", "does not match the checksum", "[3019]"),
          E.GETADMISMATCH, E.PUTADMISMATCH, {"gfal": frozenset({errno.EILSEQ}), "xrootd": frozenset({53})}),
     Rule("no proxy", _texts("Could not establish context"), E.NOPROXY, E.NOPROXY),
     Rule("missing", _texts("No such file or directory", "[3011]", "HTTP 404", "File not found"),
@@ -70,10 +74,10 @@ RULES: tuple[Rule, ...] = (
     Rule("exists", _texts("File exists", "file already exists", "SRM_FILE_BUSY", "[3018]"),
          E.FILEEXISTS, E.FILEEXISTS, {"gfal": frozenset({errno.EEXIST})}),
     Rule("permission", _texts("Permission denied", "Permission refused", "[3010]", "HTTP 403", "HTTP 401",
-                              "Cannot authenticate", "[3030]"),
+                              "Cannot authenticate", "[3030]", "not authorized", "authentication failed"),
          E.STAGEINAUTHENTICATIONFAILURE, E.STAGEOUTAUTHENTICATIONFAILURE,
          {"gfal": frozenset({errno.EACCES})}),
-    Rule("no space", _texts("No space left on device", "[3009]", "[3021]", "quota exceeded"),
+    Rule("no space", _texts("No space left on device", "[3009]", "[3021]", "quota exceeded", "insufficient space"),
          E.NOLOCALSPACE, E.NOREMOTESPACE, {"gfal": frozenset({errno.ENOSPC, errno.EDQUOT})}),
     Rule("unreachable", _texts("Connection refused", "Connection error", "Could not connect", "Host is down",
                                "No route to host", "Network is unreachable", "Name or service not known",
@@ -82,7 +86,8 @@ RULES: tuple[Rule, ...] = (
          {"gfal": frozenset({errno.ECONNREFUSED, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETUNREACH})}),
     Rule("service", _texts("service is not available at the moment"), E.SERVICENOTAVAILABLE,
          E.SERVICENOTAVAILABLE),
-    Rule("checksum not supported", _texts("query chksum is not supported", "Unable to checksum"),
+    Rule("checksum not supported", _texts("query chksum is not supported", "Unable to checksum",
+                                          "checksum not supported", "checksum type not supported"),
          E.CHKSUMNOTSUP, E.CHKSUMNOTSUP),
 )
 _MD5 = {E.GETADMISMATCH: E.GETMD5MISMATCH, E.PUTADMISMATCH: E.PUTMD5MISMATCH}

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.stagein.failures import classify
 from fsm_pilot.stageout.destination import Destination
-from fsm_pilot.stageout.errors import classify
 from fsm_pilot.stageout.tools import Upload, Uploader, uploader
 from fsm_pilot.storage.adler import SlicedAdler32
 from fsm_pilot.storage.local import StagedFile, check_source, put_file
@@ -163,7 +163,8 @@ def _step(run: Copying, tool: Uploader, argv: list[str], timeout: float, *, what
     if code != 0:
         status = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         text = shown(output)
-        raise PilotFailure(classify(code, output), f"{what}: {tool.label} {status}" + (f": {text}" if text else ""))
+        error = classify(tool.name, code, output, "out")
+        raise PilotFailure(error, f"{what}: {tool.label} {status}" + (f": {text}" if text else ""))
     return output
 
 
