@@ -22,9 +22,8 @@ import fsm_pilot
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.stagein import get_copytool
 from fsm_pilot.storage import deterministic_path
-from tests.pilotserver import Dispatcher
 from tests.se_helpers import adler32
-from tests.test_pilot_stagein_se import BASE, SCOPE, Site, _staged
+from tests.test_pilot_stagein_se import BASE, SCOPE, Site, _staged, se_site
 from tests.xrootd_se import StorageElement
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -63,8 +62,8 @@ def system_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, dispatcher: Dispatcher, storage_element: StorageElement) -> Site:
-    return Site(tmp_path, dispatcher, storage_element)
+def site(tmp_path: Path, storage_element: StorageElement) -> Iterator[Site]:
+    yield from se_site(tmp_path, storage_element)
 
 
 def test_pilot_reads_root_and_davs_through_the_bindings(site: Site, system_python: str) -> None:

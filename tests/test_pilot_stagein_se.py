@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ class Site:
                      "checksum": ",".join(f"ad:{inputs[n][1]}" for n in names),
                      "scopeIn": ",".join(SCOPE for _ in names),
                      "GUID": ",".join(f"00000000-0000-4000-8000-{i:012d}" for i in range(len(names))),
-                     "ddmEndPointIn": ",".join(inputs[n][2] for n in names)})
+                     # the server chooses endpoints; a dst: token picks one of the queue's (as with panda-server)
+                     "dispatchDBlockToken": ",".join(f"dst:{inputs[n][2]}" for n in names)})
         [panda_id] = self.dispatcher.submit(spec)
         return panda_id
 
@@ -95,8 +97,18 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, dispatcher: Dispatcher, storage_element: StorageElement) -> Site:
-    return Site(tmp_path, dispatcher, storage_element)
+def site(tmp_path: Path, storage_element: StorageElement) -> Iterator[Site]:
+    yield from se_site(tmp_path, storage_element)
+
+
+def se_site(tmp_path: Path, storage_element: StorageElement) -> Iterator[Site]:
+    """The dispatcher serves a queue that reads from the SE's endpoints too (so a job's inputs may name them)."""
+    queuedata = load("queuedata_TEST_QUEUE.json")
+    queuedata["astorages"]["read_lan"] = [*ENDPOINTS, "LOCAL_DISK"]
+    (tmp_path / "dispatcher-queuedata.json").write_text(json.dumps(queuedata))
+    server = Dispatcher(tmp_path / "dispatcher", queuedata=tmp_path / "dispatcher-queuedata.json").start()
+    yield Site(tmp_path, server, storage_element)
+    server.stop()
 
 
 def _staged(err: str) -> dict[str, str]:
