@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shlex
 import sys
 from collections.abc import Callable
@@ -87,11 +88,14 @@ def _profile_events(text: str) -> int:
         nonlocal events
         events += 1
 
+    gc.collect()  # no collection (and no finalizer of an earlier test's objects) may run while counting
+    gc.disable()
     sys.setprofile(count)
     try:
         wordsplit.split(text)
     finally:
         sys.setprofile(None)
+        gc.enable()
     return events
 
 
