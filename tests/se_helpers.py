@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fsm_pilot.errors import PilotError
 from fsm_pilot.stagein.failures import Direction, classify
-from fsm_pilot.stagein.toolenv import tool_environment
+from fsm_pilot.transfer.toolenv import tool_environment
 from tests.xrootd_se import StorageElement
 
 #: XrdCl timeouts small enough that a stalled server fails a copy within seconds.

@@ -12,8 +12,8 @@ import structlog
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import Checksum, FileSpec
 from fsm_pilot.stagein import LOG_NAME, stage_in
-from fsm_pilot.stagein.toolenv import SYSTEM_PYTHON, XRD_DEFAULTS, tool_environment
 from fsm_pilot.storage import deterministic_path
+from fsm_pilot.transfer.toolenv import SYSTEM_PYTHON, XRD_DEFAULTS, tool_environment
 from tests.se_helpers import adler32, put
 from tests.xrootd_se import StorageElement
 

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.transfer.child import shown
 
 Direction = Literal["in", "out"]
 
-#: How much of a tool's output a diag quotes (PanDA keeps 500 characters of pilotErrorDiag).
-_DIAG_CHARS = 300
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
 def _texts(*texts: str) -> re.Pattern[str]:
@@ -108,12 +106,6 @@ def classify(tool: str, code: int | None, output: str, direction: Direction = "i
             error = rule.stagein if direction == "in" else rule.stageout
             return _MD5.get(error, error) if "md5" in output.lower() else error
     return PilotError.STAGEINFAILED if direction == "in" else PilotError.STAGEOUTFAILED
-
-
-def shown(output: str) -> str:
-    """The end of a tool's output, on one printable line, short enough for a diag."""
-    text = " ".join(_UNPRINTABLE.sub(" ", output).split())
-    return text if len(text) <= _DIAG_CHARS else "..." + text[-_DIAG_CHARS:]
 
 
 def tool_failure(tool: str, code: int | None, output: str, direction: Direction = "in") -> PilotFailure:

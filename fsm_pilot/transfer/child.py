@@ -7,8 +7,10 @@ step runs as a child started like a payload: own session, the pilot's
 environment less its secrets, stdout and stderr appended to a transfer log in
 the job dir (it goes into the log tarball). The caller waits on the child's
 pidfd and the signal wakeup fd together, and on a deadline or a signal kills
-the child's whole tree. Stage-in has the same machinery in
-``fsm_pilot.stagein.process``; this one leaves judging the output to the caller.
+the child's whole tree. It leaves judging the output to the caller (stage-in's
+``ToolRun`` builds on it). Every child gets the copytools' environment
+(:func:`fsm_pilot.transfer.toolenv.tool_environment`): secrets withheld, the
+XrdCl fast-fail defaults a site has not set, GFAL_PYTHONBIN for the system gfal.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.payload import Payload, WaitResult, descendants, kill_tree, start_payload, wait_payload
-from fsm_pilot.payload.environment import payload_environment
+from fsm_pilot.transfer.toolenv import tool_environment
 
 #: How much of the end of a step's output is kept for parsing and for the diag.
 _TAIL_BYTES = 16384
@@ -88,9 +90,8 @@ def start_child(name: str, argv: Sequence[str], cwd: Path, log_path: Path, *, er
                 env: Mapping[str, str] | None = None) -> Child:
     """Start ``argv`` (never through a shell) in its own session; a failure to start is ``error``."""
     offset = _header(log_path, name, argv, error)
-    environment = payload_environment(os.environ if env is None else env)[0]
     try:
-        payload = start_payload(argv, cwd, log_path, log_path, environment)
+        payload = start_payload(argv, cwd, log_path, log_path, tool_environment(argv, env))
     except PilotFailure as exc:
         raise PilotFailure(error, f"{name}: {exc.diag}") from exc
     return Child(name, payload, log_path, offset)
