@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from fsm_pilot.storage import deterministic_path
-from tests.pilotrun import started
+from tests.pilotrun import started, wait_for
 from tests.pilotserver import Dispatcher, job_spec
 from tests.se_helpers import adler32, put
 from tests.storage_helpers import load
@@ -80,14 +80,17 @@ class Site:
 
     def run(self, copytools: list[str], *extra: str, python: str = sys.executable) -> tuple[int, str]:
         """A pilot (run by ``python``) reading with ``copytools``; its exit code and stderr."""
+        return finish(self.start(copytools, *extra, python=python), timeout=120)
+
+    def start(self, copytools: list[str], *extra: str, python: str = sys.executable) -> subprocess.Popen[str]:
+        """A pilot (run by ``python``) reading with ``copytools``, started."""
         launch = _launch(self.root / "p")
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("FSM_PILOT_", "XRD_", "GFAL_"))},
                "X509_CERT_DIR": str(self.se.ca_dir)}
         cmd = [python, "-m", "fsm_pilot", "run", "-q", "TEST_QUEUE", "-j", "managed", "-t", "-a", str(launch.dir),
                "--url", self.dispatcher.url, *FAST, "--timefloor", "0", *self.configure(copytools), *extra]
-        proc = started(subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
+        return started(subprocess.Popen(cmd, cwd=launch.dir, env=env, text=True, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE))
-        return finish(proc, timeout=120)
 
     def final(self, panda_id: int) -> dict[str, Any]:
         rows = self.dispatcher.query("SELECT state, fields FROM job_history WHERE PandaID = ? AND event = 'update' "
@@ -163,17 +166,43 @@ def _no_copy_left(se: StorageElement) -> bool:
     return True
 
 
+def _heartbeats(site: Site, panda_id: int) -> int:
+    """How many ``running`` updates the server got for the job (stage-in sends one as it starts)."""
+    return len(site.dispatcher.query("SELECT id FROM job_history WHERE PandaID = ? AND event = 'update' "
+                                     "AND state = 'running'", panda_id))
+
+
 @pytest.mark.parametrize(("endpoint", "copytool"), [("SE_ROOT", "xrdcp"), ("SE_DAVS", "gfal")])
 def test_stalled_server_is_cut_off_by_the_copy_timeout(site: Site, endpoint: str, copytool: str) -> None:
-    """SIGSTOPped server: the pilot's own timer (--copy-timeout 2) kills the copy's tree; STAGEINTIMEOUT."""
+    """SIGSTOPped server: the pilot's own timer (--copy-timeout 2) kills the copy's tree; STAGEINTIMEOUT.
+
+    Heartbeats go out while the one copy hangs (every 0.3 s here), not only between files.
+    """
     data = b"x" * 10_000
     panda_id = site.submit("-c true", {"in.dat": (data, site.replica("in.dat", data), endpoint)})
     site.se.stall()
-    code, err = site.run([copytool], "--copy-timeout", "2")
+    code, err = site.run([copytool], "--copy-timeout", "2", "--heartbeat-interval", "0.3")
     assert code == 0, err
     final = site.final(panda_id)
     assert (final["state"], final["pilot_error_code"]) == ("failed", 1151), final
     assert "not done within 2 s, copy killed" in final["pilot_error_diag"]
+    assert _no_copy_left(site.se)
+    assert _heartbeats(site, panda_id) >= 3  # the payload never ran: all of them were sent during the copy
+
+
+def test_kill_command_during_a_hanging_copy_kills_it_and_fails_the_job(site: Site) -> None:
+    """tobekilled, answered to a heartbeat sent while the copy hangs: the copy's tree is killed, PANDAKILL."""
+    data = b"z" * 10_000
+    panda_id = site.submit("-c true", {"in.dat": (data, site.replica("in.dat", data), "SE_ROOT")})
+    site.se.stall()
+    proc = site.start(["xrdcp"], "--copy-timeout", "100", "--heartbeat-interval", "0.3")
+    wait_for(lambda: site.dispatcher.status(panda_id)[panda_id] == "running", what="stage-in started")
+    site.dispatcher.v1("job/set_command", {"job_id": panda_id, "command": "tobekilled"})
+    code, err = finish(proc, timeout=60)
+    assert code == 0, err
+    final = site.final(panda_id)
+    assert (final["state"], final["pilot_error_code"]) == ("failed", 1144), final
+    assert "killed by the server during stage-in" in final["pilot_error_diag"]
     assert _no_copy_left(site.se)
 
 

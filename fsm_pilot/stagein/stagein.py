@@ -42,6 +42,8 @@ _KILL_GRACE = 2.0
 _SIGNAL_GRACE = 0.5
 #: Longest single wait, so the (injectable) clock is read at least this often.
 _WAIT_SLICE = 1.0
+#: Failures no other copytool can cure: the server killed the job while it was staging in.
+_FINAL = frozenset({PilotError.PANDAKILL})
 #: The copytools' stdout and stderr, in the job dir (it goes into the job's log tarball).
 LOG_NAME = "stagein.log"
 
@@ -94,6 +96,7 @@ class _Run:
     log: FilteringBoundLogger
     clock: Callable[[], float]
     timeout: Callable[[int | None], float]
+    tick: Callable[[], None]
 
     @property
     def log_path(self) -> Path:
@@ -121,6 +124,7 @@ def _await(run: _Run, transfer: Transfer, timeout: float, what: str) -> None:
         if outcome == "woken":
             transfer.stop(_SIGNAL_GRACE)
             raise Interrupted(f"signal received during stage-in: {what} killed")
+        run.tick()  # heartbeats during a long copy; it raises to end the copy (a kill command)
 
 
 def _copy(run: _Run, tool: Copytool, replica: Replica, landing: Path) -> None:
@@ -222,6 +226,8 @@ def _stage_one(run: _Run, source: Source) -> StagedInput:
         try:
             return _attempt(run, name, source, dest)
         except PilotFailure as exc:
+            if exc.error in _FINAL:
+                raise
             run.log.warning("stage-in attempt failed", lfn=source.lfn, copytool=name, error=exc.error.name,
                             diag=exc.diag)
             errors.append(exc)
@@ -238,16 +244,19 @@ def stage_in(
     log: FilteringBoundLogger,
     clock: Callable[[], float] = time.monotonic,
     copy_timeout: Callable[[int | None], float] = stagein_timeout,
+    tick: Callable[[], None] = lambda: None,
 ) -> StageInReport:
     """Fetch every input into ``job_dir`` (named by its lfn) and verify it.
 
     Raises PilotFailure with the job's error code, or Interrupted when a byte
     arrives on ``wakeup_fd`` (which is never read: its owner drains it).
     ``copy_timeout`` maps a file size to the seconds one copy may take.
+    ``tick`` is called at least once a second while a copy runs (heartbeats);
+    a PilotFailure it raises kills the copy and ends the stage-in with it.
     """
     started = clock()
     copytools, sources = resolve_inputs(files, queuedata, ddmendpoints)
-    run = _Run(job_dir, copytools, wakeup_fd, log, clock, copy_timeout)
+    run = _Run(job_dir, copytools, wakeup_fd, log, clock, copy_timeout, tick)
     staged = tuple(_stage_one(run, source) for source in sources)
     report = StageInReport(staged, clock() - started)
     log.info("stage-in done", files=len(staged), copied=report.copied, bytes=report.total_bytes,

@@ -3,7 +3,8 @@
 Copytools come from queuedata ``acopytools["pr"]``, replicas from the storage
 endpoints' ``read_lan`` (or ``read_wan``) protocols; ``--copy-timeout`` bounds
 each copy. A failure fails the job with its PanDA code (MISSINGINPUTFILE,
-GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is staged out; a signal
+GETADMISMATCH, STAGEINTIMEOUT, ...) and only its log is staged out; heartbeats go out
+while a copy runs, and a kill command from the server ends it (PANDAKILL); a signal
 stops the copy at once and aborts.
 """
 
@@ -13,7 +14,7 @@ import time
 
 from fsm_pilot.command import download_transformation, is_url
 from fsm_pilot.context import Context, JobRun, Outcome
-from fsm_pilot.errors import PilotFailure
+from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.failpoints import failpoint
 from fsm_pilot.reporting import heartbeat_if_due, send_update
@@ -27,6 +28,13 @@ def _transformation(ctx: Context, run: JobRun) -> None:
     with requests.Session() as session:
         path = download_transformation(run.job.transformation, run.workdir, session)
     ctx.log.info("transformation downloaded", panda_id=run.panda_id, url=run.job.transformation, path=str(path))
+
+
+def _tick(ctx: Context, run: JobRun) -> None:
+    """While a copy runs: a heartbeat when due; the server's kill command ends the copy and the job."""
+    heartbeat_if_due(ctx, run)
+    if run.kill_requested:
+        raise PilotFailure(PilotError.PANDAKILL, "killed by the server during stage-in (tobekilled)")
 
 
 def step(ctx: Context) -> Outcome:
@@ -48,10 +56,11 @@ def step(ctx: Context) -> Outcome:
     started = time.monotonic()
     send_update(ctx, run, "running")  # PanDA shows stage-in as running; it is also a heartbeat
     try:
-        for spec in run.job.inputs:  # one at a time, so heartbeats go out between files
-            heartbeat_if_due(ctx, run)
+        for spec in run.job.inputs:  # one at a time, so heartbeats go out between files and during each
+            _tick(ctx, run)
             stage_in(run.workdir, [spec], ctx.queuedata, ctx.storagedata, wakeup_fd=ctx.signals.wakeup_fd,
-                     log=ctx.log, copy_timeout=lambda size: stagein_timeout(size, base))
+                     log=ctx.log, copy_timeout=lambda size: stagein_timeout(size, base),
+                     tick=lambda: _tick(ctx, run))
             failpoint("stagein_file")
     except Interrupted:
         return "abort", Reason("signal received during stage-in")
