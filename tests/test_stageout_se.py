@@ -168,6 +168,27 @@ def test_stalled_server_is_given_up_on_at_the_pilots_deadline(stalled: StorageEl
     assert _copies_running(lfn) == []
 
 
+@pytest.mark.parametrize(("copytool", "scheme"), [("xrdcp", "root"), ("gfalcopy", "davs")])
+def test_a_retry_cures_a_transient_stall(stalled: StorageElement, work: Path, copytool: str, scheme: str) -> None:
+    """The first attempt runs into the deadline on the stalled server; the server comes back while the second
+    attempt is under way (resumed from the heartbeat hook once the log shows it started): stored and verified."""
+    lfn = f"transient.{copytool}.dat"
+    src, data = _output(work, lfn, 1000)
+    log = work / "stageout.log"
+
+    def resume_once_retried() -> None:
+        if log.exists() and log.read_text().count("--- ") >= 2:
+            stalled.resume()
+
+    run = _copying(stalled, work, timeout_base=3.0, tick=resume_once_retried)
+    staged = put(run, _dest(stalled, copytool, scheme), src, scope=SCOPE, lfn=lfn, guid="G1")
+    assert staged.adler32 == f"{zlib.adler32(data):08x}"
+    assert _stored(stalled, lfn).read_bytes() == data
+    text = log.read_text()
+    assert text.count("--- ") >= 2, text  # the copy twice (gfal-copy's checksum query comes on top)
+    assert _copies_running(lfn) == []
+
+
 def _signal_on_first_tick(write_fd: int) -> Any:
     def tick() -> None:
         os.write(write_fd, b"\0")  # what the signal module's handler does when a signal arrives
