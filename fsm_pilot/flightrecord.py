@@ -40,9 +40,13 @@ def _line(record: Mapping[str, object], previous: Mapping[str, object] | None) -
 
 
 def transition_lines(records: Iterable[Mapping[str, object]], count: int = TRANSITIONS) -> list[str]:
-    """The last ``count`` transitions, one line each (seconds: time spent in the state left)."""
+    """The last ``count`` transitions, one line each (seconds: time spent in the state left), then where it is now."""
     kept = list(records)[-(count + 1):]
-    return [_line(r, kept[i - 1] if i else None) for i, r in enumerate(kept)][-count:]
+    lines = [_line(r, kept[i - 1] if i else None) for i, r in enumerate(kept)][-count:]
+    if kept and kept[-1].get("dest"):
+        spent = time.monotonic() - float(str(kept[-1].get("mono", 0)))
+        lines.append(f"{time.strftime('%H:%M:%S', time.gmtime())} in {kept[-1]['dest']} for {spent:.1f}s (now)")
+    return lines
 
 
 def _head(lines: list[str]) -> str:
@@ -56,6 +60,10 @@ def flight_record(records: Iterable[Mapping[str, object]], log: Path | None, lim
         lines.pop(0)
     head = _head(lines)
     room = limit - len(head) - 1
-    tail = pilot_log(log, room) if room > 0 else ""
-    text = "\n".join(part for part in (head, tail) if part)
-    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    while True:  # the tail is fitted in characters; a non-ASCII line takes more bytes: fit again, smaller
+        tail = pilot_log(log, room) if room > 0 else ""
+        text = "\n".join(part for part in (head, tail) if part)
+        over = len(text.encode("utf-8")) - limit
+        if over <= 0 or room <= 0:
+            return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+        room -= over
