@@ -25,8 +25,10 @@ def budget_markdown() -> str:
     rows = [
         ("GETJOB", "no new job unless `L` > `--lifetime-margin` (`pilot_lifetime` guard)", f"{margin:g} s"),
         ("RUNNING", "the payload is stopped (kill grace, then SIGKILL) and the job failed REACHEDMAXTIME (1213) "
-         "when `L` reaches the reserve: `--lifetime-margin` + bytes of the outputs present / `--stageout-rate` "
-         "(re-measured at each outputs check)", f"{margin:g} s + size / {rate / 1e6:g} MB/s; kill grace {grace:g} s"),
+         "when `L` reaches the reserve: `--lifetime-margin` (as Pilot 3, not before the margin has passed) + the "
+         "bytes of the outputs present / `--stageout-rate` (re-measured at each outputs check: a payload that "
+         "could no longer store what it wrote is stopped at once)",
+         f"{margin:g} s + size / {rate / 1e6:g} MB/s; kill grace {grace:g} s"),
         ("STAGEOUT", f"an output is copied only if `L` covers its size / `--stageout-rate` + the log "
          f"({STOPPING_COPY_SECONDS:g} s) + the final update ({FINAL_UPDATE_SECONDS:g} s); else the job fails "
          f"REACHEDMAXTIME saying how many outputs are stored; a copy in flight is cut {after:g} s before the end, "

@@ -95,7 +95,10 @@ def retime(ctx: Context, watch: Watch) -> None:
     Called after a warning signal (the clock was read again) and after each outputs check.
     """
     reserve = running_reserve(ctx, watch.output_bytes)
-    end = lifetime_end(ctx.start_mono, ctx.lifetime(), reserve)
+    # Pilot 3's rule for the margin (never before the margin has passed), but the outputs' part counts in full
+    end = lifetime_end(ctx.start_mono, ctx.lifetime(), ctx.setting("lifetime_margin"))
+    if watch.output_bytes:
+        end = min(end, ctx.start_mono + ctx.lifetime() - reserve)
     if end != watch.limits.lifetime_end:
         watch.limits = replace(watch.limits, lifetime_end=end)
         watch.schedule.limits = watch.limits

@@ -87,3 +87,19 @@ def test_stageout_reports_what_is_stored_when_the_next_copy_cannot_finish(tmp_pa
     assert report["pilotErrorDiag"].startswith("stage-out stopped before two.dat: 1 of 2 outputs stored")
     assert "one.dat" in report["xml"] and "two.dat" not in report["xml"]
     assert (launch.storage / "test").exists()
+
+
+def test_running_reserve_grows_with_the_outputs_written(tmp_path: Path) -> None:
+    """-l 1200, margin 5, 100 bytes/s: 1 MB written leaves ~10500 s to reserve, so the payload is stopped
+    at the next outputs check (it would otherwise wait for its gate until 1195 s after the start)."""
+    gate = tmp_path / "gate"
+    body = f"-c 'head -c 1048576 /dev/zero > big.dat; while [ ! -e {gate} ]; do sleep 0.05; done'"
+    launch = make_launch(tmp_path, [job_def(1, body, ("big.dat",))])
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FSM_PILOT_", "SLURM_"))}
+    proc = _run(launch, clean, "-l", "1200", "--lifetime-margin", "5", "--stageout-rate", "100",
+                "--check-interval", "0.2", "--kill-grace", "0.5")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    report = launch.reports()[1]
+    assert (report["state"], report["pilotErrorCode"]) == ("failed", 1213), report
+    assert _logged(launch, "payload deadline")
