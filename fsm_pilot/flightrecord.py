@@ -3,7 +3,8 @@
 When a job fails, or the pilot was stopped by a signal while holding it, the final
 update's ``pilotLog`` carries the pilot's last transitions (when, from, trigger, to,
 seconds spent in the state left, reason and error code) followed by the tail of
-its own log (:func:`fsm_pilot.logtail.pilot_log`: warnings and errors first).
+its own log (:func:`fsm_pilot.logtail.pilot_log`: warnings and errors first, the
+transition lines left out since the head shows them).
 
 Size: panda-server keeps ``pilotLog[:4000]`` in ``pandalog.message``, a
 ``varchar(4000)`` (taskbuffer storePilotLog; panda-database's schema), so the
@@ -24,6 +25,8 @@ TRANSITIONS = 12
 #: What panda-server stores of pilotLog (pandalog.message varchar(4000), clipped at 4000 on insert).
 SERVER_LIMIT = 4000
 _LINE = 200
+#: Log lines read for the tail (transition lines among them are left out: the head shows them).
+LOG_LINES = 40
 
 
 def _line(record: Mapping[str, object], previous: Mapping[str, object] | None) -> str:
@@ -61,7 +64,7 @@ def flight_record(records: Iterable[Mapping[str, object]], log: Path | None, lim
     head = _head(lines)
     room = limit - len(head) - 1
     while True:  # the tail is fitted in characters; a non-ASCII line takes more bytes: fit again, smaller
-        tail = pilot_log(log, room) if room > 0 else ""
+        tail = pilot_log(log, room, LOG_LINES, frozenset({"transition"})) if room > 0 else ""
         text = "\n".join(part for part in (head, tail) if part)
         over = len(text.encode("utf-8")) - limit
         if over <= 0 or room <= 0:
