@@ -75,6 +75,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds between payload checks (memory, disk, work dir, stdout, outputs)"),
     Option("lifetime_margin", "FSM_PILOT_LIFETIME_MARGIN", 180.0,
            "the pilot stops a job this long before its lifetime ends (REACHEDMAXTIME)"),
+    Option("stageout_rate", "FSM_PILOT_STAGEOUT_RATE", 10e6,
+           "bytes/s the pilot counts on to store outputs when it must stop a job before its slot ends"),
     Option("max_stdout", "FSM_PILOT_MAX_STDOUT", float(2 * 1024**3), "payload stdout/stderr bytes (STDOUTTOOBIG)"),
     Option("max_output_size", "FSM_PILOT_MAX_OUTPUT_SIZE", float(500 * 1024**3),
            "bytes of one output file while running (OUTPUTFILETOOLARGE)"),

@@ -16,6 +16,7 @@ from fsm_pilot.exitcodes import Reason
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
+    from fsm_pilot.batchclock import Clock
     from fsm_pilot.config import Resolved
     from fsm_pilot.guards import Decision, Facts, Thresholds
     from fsm_pilot.job import Job, JobIdentity
@@ -51,6 +52,8 @@ class RunArgs:
     job_file: Path | None = None
     #: PandaIDs of the jobs taken, one per line, for the wrapper (--jobid-file)
     jobid_file: Path | None = None
+    #: a file whose presence drains the pilot, besides ``stop_agent`` in the launch dir (--drain-file)
+    drain_file: Path | None = None
     harvester_workdir: Path | None = None
     #: Pilot 3's Harvester options: a data dir for pandaJobData.out; the other two only switch the mode on
     harvester_datadir: Path | None = None
@@ -158,6 +161,10 @@ class Context:
     lock: Any = None
     #: seconds between heartbeats now (the server's debug command shortens it)
     heartbeat_interval: float | None = None
+    #: when the job slot ends (fsm_pilot.batchclock), once QUEUEDATA resolved it
+    clock: Clock | None = None
+    #: why the pilot takes no more jobs ("SIGUSR1", "drain file <path>"), once it was asked to
+    drain: str | None = None
 
     def setting(self, name: str) -> float:
         """A resolved setting's value."""
@@ -166,3 +173,9 @@ class Context:
     def elapsed(self) -> float:
         """Seconds since the pilot started (monotonic)."""
         return time.monotonic() - self.start_mono
+
+    def lifetime(self) -> float:
+        """The pilot's walltime in seconds from its start: the batch clock's, else the lifetime setting."""
+        if self.clock is not None:
+            return self.clock.end_mono - self.start_mono
+        return self.setting("lifetime")

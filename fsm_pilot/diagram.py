@@ -332,11 +332,13 @@ _ERRORS_NOTE = ("A setup state's error ends the pilot with the exit code below; 
 def markdown(run: Run | None = None) -> str:
     """The operator page: the diagram, then the states, guards and exit-code tables."""
     from fsm_pilot.docs import guards_markdown  # the README's table, so the two never disagree
+    from fsm_pilot.drain_doc import budget_markdown
 
     parts = ["# The pilot's state machine\n", _INTRO]
     if run is not None:
         parts += [f"The path of one run is highlighted ({run.records} records, ended in {run.last}); "
                   "each state it visited shows its total time and visits.\n", run_table(run)]
     parts += [f"```mermaid\n{mermaid(run)}```\n", "## States\n", states_table(), _ERRORS_NOTE,
-              "## Guards\n", guards_markdown(), "## Exit codes\n", exit_code_markdown()]
+              "## Guards\n", guards_markdown(), "## Clock, time budget, drain, flight record\n", budget_markdown(),
+              "## Exit codes\n", exit_code_markdown()]
     return "\n".join(parts)

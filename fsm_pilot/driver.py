@@ -76,6 +76,29 @@ def _signal_outcome(ctx: Context) -> Outcome | None:
     return "abort", Reason(f"received {name_of(signum)}{also}", signal=first)
 
 
+#: Outcomes a drain does not replace: a job just taken is held (and run), a failure keeps its code.
+_KEPT_BY_DRAIN = frozenset({"got_job", "fail"})
+
+
+def _drain_outcome(ctx: Context, state: str, outcome: Outcome | None) -> Outcome | None:
+    """``drain`` where the pilot holds no job: before a setup step, or after one, or when a job is done.
+
+    Before a step (``outcome`` None) only setup states drain; STAGEOUT drains once its
+    step reported the job (``job_done``). The drain file is looked at before getJob
+    and when a job is done: one stat each.
+    """
+    from fsm_pilot import drain
+
+    on_warning = drain.on_warning(ctx)
+    if state not in machine.DRAINABLE or (state == "STAGEOUT" and (outcome is None or outcome[0] != "job_done")):
+        return None
+    if outcome is not None and outcome[0] in _KEPT_BY_DRAIN:
+        return None
+    if ctx.drain is None and not on_warning and state in ("GETJOB", "STAGEOUT"):
+        drain.check_file(ctx)
+    return ("drain", Reason(f"drained: {ctx.drain}")) if ctx.drain is not None else None
+
+
 def fire(ctx: Context, pilot: Pilot, outcome: Outcome) -> Reason:
     """Fire one trigger, log the attempt with its guard evidence; return the effective reason."""
     trigger, reason = outcome
@@ -136,9 +159,11 @@ def run(ctx: Context) -> int:
     while pilot.state not in terminals:
         # Once the pilot is stopping, a further signal (a batch system's group SIGTERM plus the wrapper's
         # forwarded one) must not skip ABORTING's step: that step is what reports the held job.
-        outcome = (None if stopping else _signal_outcome(ctx)) or run_step(ctx, pilot.state)
-        # a signal that arrived during the step wins over what the step returned
-        outcome = (None if stopping else _signal_outcome(ctx)) or outcome
+        state = pilot.state
+        outcome = (None if stopping else _signal_outcome(ctx) or _drain_outcome(ctx, state, None)) \
+            or run_step(ctx, state)
+        # a signal that arrived during the step wins over what the step returned; then a drain
+        outcome = (None if stopping else _signal_outcome(ctx) or _drain_outcome(ctx, state, outcome)) or outcome
         stopping = stopping or outcome[0] == "abort"
         reason = fire(ctx, pilot, outcome)
         ctx.arrived_by = (outcome[0], reason)

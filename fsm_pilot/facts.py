@@ -52,7 +52,7 @@ def measure(ctx: Context) -> Facts:
     return Facts(
         elapsed=elapsed,
         free_bytes=stat.f_bavail * stat.f_frsize,
-        lifetime_left=ctx.setting("lifetime") - elapsed,
+        lifetime_left=ctx.lifetime() - elapsed,
         jobs_run=len(ctx.jobs_run),
         timefloor=ctx.setting("timefloor"),
         credential=reading.kind,

@@ -4,6 +4,7 @@
 n-th time (default: first) it passes ``failpoint(<name>)``; the test sees the
 process stopped, SIGKILLs it, and checks what a later pilot recovers. Unset,
 a failpoint is one dict lookup. (etcd and FreeBSD use the same idea.)
+``FSM_PILOT_FAILPOINT_ACTION=raise`` makes it raise instead: a crash inside a step.
 """
 
 from __future__ import annotations
@@ -24,5 +25,8 @@ def failpoint(name: str) -> None:
     if target != name:
         return
     _passed[name] = _passed.get(name, 0) + 1
-    if _passed[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGSTOP)
+    if _passed[name] != int(nth or 1):
+        return
+    if os.environ.get(f"{_ENV}_ACTION") == "raise":
+        raise RuntimeError(f"failpoint {name}: a crash asked for by a test")
+    os.kill(os.getpid(), signal.SIGSTOP)

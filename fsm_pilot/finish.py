@@ -44,10 +44,14 @@ def _copying(ctx: Context, run: JobRun, activity: str, cwd: Path) -> Copying:
     The copies run in ``cwd`` and append their output to its ``stageout.log``: the job dir for
     outputs (so it goes into the log tarball), the pilot dir for the log tarball itself.
     """
+    # the slot's end bounds each copy, less what must follow it; after a signal the stopping rule does
+    reserve = FINAL_UPDATE_SECONDS if activity == "pl" else STOPPING_COPY_SECONDS + FINAL_UPDATE_SECONDS
+    stopping = ctx.signals.first is not None
     return Copying(cwd=cwd, wakeup_fd=ctx.signals.wakeup_fd, tick=lambda: heartbeat_if_due(ctx, run),
                    timeout_base=ctx.setting("stageout_timeout"), attempts=max(1, int(ctx.setting("stageout_attempts"))),
-                   must_finish=activity == "pl", signalled=ctx.signals.first is not None,
-                   stopping=STOPPING_COPY_SECONDS, log=ctx.log.bind(panda_id=run.panda_id))
+                   must_finish=activity == "pl", signalled=stopping,
+                   stopping=STOPPING_COPY_SECONDS, log=ctx.log.bind(panda_id=run.panda_id),
+                   end_by=ctx.clock.end_mono - reserve if ctx.clock is not None and not stopping else None)
 
 
 def _store(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *, guid: str,
@@ -92,6 +96,8 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
         if ctx.signals.first is not None:
             _stopped_by_signal(ctx, run, ctx.signals.first)
             return
+        if _out_of_time(ctx, run, spec):
+            return
         heartbeat_if_due(ctx, run)
         try:
             _put(ctx, run, spec, run.workdir / spec.lfn, "pw", payload_file=True)
@@ -102,6 +108,32 @@ def stage_outputs(ctx: Context, run: JobRun) -> None:
             ctx.log.warning("stage-out failed", panda_id=run.panda_id, lfn=spec.lfn, error=exc.error.name,
                             diag=exc.diag)
             run.fail(exc.error, exc.diag)
+
+
+def _out_of_time(ctx: Context, run: JobRun, spec: FileSpec) -> bool:
+    """Too little time left to store this output, then the log and the final update: report what is stored.
+
+    Needed: the file's size at --stageout-rate, plus STOPPING_COPY_SECONDS for the log and
+    FINAL_UPDATE_SECONDS for the report. Short of it the job fails REACHEDMAXTIME before the
+    batch system's kill, saying how many outputs were stored.
+    """
+    assert run.job is not None and run.workdir is not None
+    if ctx.clock is None:
+        return False
+    try:
+        size = (run.workdir / spec.lfn).stat().st_size
+    except OSError:
+        size = 0
+    need = size / max(1.0, ctx.setting("stageout_rate")) + STOPPING_COPY_SECONDS + FINAL_UPDATE_SECONDS
+    left = ctx.clock.left()
+    if left >= need:
+        return False
+    stored = sum(1 for s in run.job.outputs if s.lfn in run.xml)
+    run.fail(PilotError.REACHEDMAXTIME, f"stage-out stopped before {spec.lfn}: {stored} of {len(run.job.outputs)} "
+             f"outputs stored, {left:.0f} s left of the slot, {need:.0f} s needed")
+    ctx.log.warning("stage-out out of time", panda_id=run.panda_id, lfn=spec.lfn, seconds_left=round(left, 1),
+                    needed=round(need, 1), stored=stored, clock=ctx.clock.source)
+    return True
 
 
 def _stopped_by_signal(ctx: Context, run: JobRun, signum: int | None) -> None:

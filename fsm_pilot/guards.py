@@ -22,7 +22,7 @@ class Facts:
 
     elapsed: float  #: seconds since the pilot started
     free_bytes: int  #: free space in the pilot dir's file system
-    lifetime_left: float  #: seconds until the pilot's walltime (maxtime or -l) ends
+    lifetime_left: float  #: seconds until the slot ends (fsm_pilot.batchclock: the batch system, maxtime or -l)
     jobs_run: int  #: jobs taken so far by this pilot
     timefloor: float  #: queuedata timefloor, in seconds (0 = one job only)
     credential: str  #: configured credentials ("x509", "token", "x509+token"), "none", or "skipped" (-t)
@@ -170,7 +170,8 @@ GUARD_SOURCES: dict[str, str] = {
     "disk_space": "2 GB free in the pilot dir (Pilot 3's getJob minimum)",
     "proxy_lifetime": "the proxy: 72 h - 20 min before the first job, 1 h before later ones; the token: "
                       "not expired (renewed in place); skipped with -t",
-    "pilot_lifetime": "queuedata maxtime (or -l) minus 180 s (--lifetime-margin)",
+    "pilot_lifetime": "the slot's time left (the batch system's clock, else queuedata maxtime or -l) "
+                      "above 180 s (--lifetime-margin)",
     "timefloor": "queuedata timefloor (minutes); 0 = one job only",
     "max_jobs": "--max-jobs (0 = no limit)",
     "black_hole": "--blackhole-jobs jobs in a row failing within --blackhole-seconds (3 within 60 s)",

@@ -114,7 +114,7 @@ def from_server(ctx: Context) -> Found:
         ctx.log.info(f"no job from the server; {then}", attempt=attempt, of=tries, kind=result.kind,
                      status=result.status, message=result.message)
         refused = f"StatusCode {result.status} {result.message}" if result.kind == "refused" else ""
-        if attempt < tries and ctx.signals.sleep(wait):
+        if attempt < tries and ctx.signals.sleep(wait, warnings=True):
             return Found(None, "interrupted by a signal", interrupted=True)
     if refused:
         return Found(None, f"getJob refused: {refused}", PilotError.COMMUNICATIONFAILURE)

@@ -57,12 +57,27 @@ def _fitting(lines: list[str], room: int) -> list[str]:
     return [lines[i] for i in sorted(keep)]
 
 
-def pilot_log(path: Path | None, limit: int = PILOT_LOG_LIMIT) -> str:
-    """``- Log from <name> -`` and the tail of the pilot's own log, at most ``limit`` characters."""
+def _event(line: str) -> object:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record.get("event") if isinstance(record, dict) else None
+
+
+def pilot_log(path: Path | None, limit: int = PILOT_LOG_LIMIT, count: int = PILOT_LOG_LINES,
+              skip: frozenset[str] = frozenset()) -> str:
+    """``- Log from <name> -`` and the tail of the pilot's own log, at most ``limit`` characters.
+
+    ``count`` lines are read; those whose event is in ``skip`` are left out (the flight record
+    shows the transitions already).
+    """
     if path is None or not path.is_file():
         return ""
     header = f"- Log from {path.name} -\n"
-    lines = last_lines(path, PILOT_LOG_LINES)
+    lines = last_lines(path, count)
+    if skip:
+        lines = [line for line in lines if _event(line) not in skip]
     kept = _fitting(lines, limit - len(header))
     if not kept and lines:  # not even one whole line fits: the end of the last one
         kept = [lines[-1][-(limit - len(header)):]]

@@ -48,6 +48,8 @@ SETUP = ("INIT", "QUEUEDATA", "CHECKS", "RECOVERY", "CLEANUP", "GETJOB")
 HOLDING_JOB = ("VALIDATE", "STAGEIN", "RUNNING", "STAGEOUT")
 ANOTHER_JOB = ("disk_space", "proxy_lifetime", "pilot_lifetime")
 NEXT_JOB = ("black_hole", "timefloor", "max_jobs", *ANOTHER_JOB)
+#: Where a drain (a drain file, the warning signal) ends the pilot: between jobs, never with one held.
+DRAINABLE = ("QUEUEDATA", "CHECKS", "RECOVERY", "CLEANUP", "GETJOB", "STAGEOUT")
 
 STATES: tuple[State, ...] = (
     State("INIT", "init", "record the start time, create the pilot dir"),
@@ -61,7 +63,7 @@ STATES: tuple[State, ...] = (
     State("RUNNING", "running", "run the payload in its own work dir and process group"),
     State("STAGEOUT", "stageout", "store outputs and the log, report the job's final state"),
     State("ABORTING", "aborting", "record the held job as failed (signal or crash), keep its log"),
-    State("EXIT", None, "the pilot ended by decision (no job, a guard refused another)", terminal=True),
+    State("EXIT", None, "the pilot ended by decision (no job, a guard refused another, drained)", terminal=True),
     State("FAILED", None, "the pilot could not go on (bad queuedata, no proxy, a crash)", terminal=True),
     State("ABORTED", None, "the pilot was stopped by a signal", terminal=True),
 )
@@ -85,6 +87,7 @@ TRANSITIONS: tuple[Edge, ...] = (
     Edge("payload_done",   "RUNNING",   "STAGEOUT"),
     Edge("job_done",       "STAGEOUT",  "GETJOB",   NEXT_JOB),
     Edge("job_done",       "STAGEOUT",  "EXIT"),
+    *(Edge("drain",        source,      "EXIT") for source in DRAINABLE),
     *(Edge("fail",         source,      "FAILED") for source in SETUP),
     *(Edge("fail",         source,      "ABORTING") for source in HOLDING_JOB),
     Edge("fail",           "ABORTING",  "FAILED"),

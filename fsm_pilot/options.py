@@ -82,6 +82,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--job-file", default="", help="pre-placed job definition (default: pandaJobData.out)")
     add("--jobid-file", default="", help="append each job's PandaID here (default pandaIDs.out in the launch dir; "
         "pilot3/pilot.py gives pilot3/pandaIDs.out, where the production wrapper reads it)")
+    add("--drain-file", default="", help="a file whose presence makes the pilot finish its job and take no more "
+        "(also FSM_PILOT_DRAIN_FILE; stop_agent in the launch dir always counts)")
     for option in OPTIONS:
         add(*option.cli, dest=option.name, type=_positive(float), default=None,
             help=f"{option.doc} (env {option.env}, default {option.default:g})")
@@ -117,6 +119,12 @@ def _base_urls(given: str, env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(u.strip() for u in raw.split(",") if u.strip())
 
 
+def _drain_file(given: str, env: Mapping[str, str]) -> Path | None:
+    """--drain-file, else FSM_PILOT_DRAIN_FILE (CLI over environment, as every setting)."""
+    raw = given or env.get("FSM_PILOT_DRAIN_FILE", "")
+    return Path(raw).absolute() if raw.strip() else None
+
+
 def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
     """The parsed command line as :class:`RunArgs`."""
     launch = cwd or Path(os.getcwd())
@@ -140,6 +148,7 @@ def run_args(ns: argparse.Namespace, cwd: Path | None = None) -> RunArgs:
         storagedata_url=ns.storagedata_url or None,
         job_file=Path(ns.job_file).absolute() if ns.job_file else None,
         jobid_file=Path(ns.jobid_file).absolute() if ns.jobid_file else launch / "pandaIDs.out",
+        drain_file=_drain_file(ns.drain_file, os.environ),
         harvester_workdir=Path(ns.harvester_workdir).absolute() if ns.harvester_workdir else None,
         harvester_datadir=Path(ns.harvester_datadir).absolute() if ns.harvester_datadir else None,
         harvester_eventstatusdump=ns.harvester_eventstatusdump,

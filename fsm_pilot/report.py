@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fsm_pilot import __version__
 from fsm_pilot.context import Context, JobRun
-from fsm_pilot.logtail import pilot_log
+from fsm_pilot.flightrecord import flight_record
 from fsm_pilot.redact import redact
 
 #: The pilot's own log in the pilot dir (fsm_pilot.states.init).
@@ -76,13 +76,18 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
         "exeErrorDiag": f"payload exit code {exe_code}" if exe_code else "",
         "xml": json.dumps(run.xml, sort_keys=True) if run.xml else "",
         "pilotTiming": "|".join(str(round(run.timings.get(k, 0.0))) for k in TIMING_KEYS),
-        "pilotLog": pilot_log(ctx.pilot_dir / LOG_NAME if ctx.pilot_dir else None) if failed else "",
+        "pilotLog": _flight_record(ctx) if failed or ctx.signals.first is not None else "",
     }
     if run.identity.attempt_nr is None:  # not an integer: let the server apply the report to its attempt
         del fields["attemptNr"]
     fields.update(usage_fields(run))
     # the payload's stderr and tools' output are quoted: no token goes to PanDA, heartbeat.json or the report file
     return {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
+
+
+def _flight_record(ctx: Context) -> str:
+    """A failed or interrupted job's pilotLog: the last transitions and the tail of pilot.log."""
+    return flight_record(ctx.translog.recent, ctx.pilot_dir / LOG_NAME if ctx.pilot_dir else None)
 
 
 def usage_fields(run: JobRun) -> dict[str, object]:

@@ -2,7 +2,10 @@
 
 The handler only stores the signal number; ``signal.set_wakeup_fd`` writes a
 byte to a pipe that every blocking wait (the payload watch, a backoff sleep)
-selects on, so a signal wakes whoever waits without threads. No trigger is
+selects on, so a signal wakes whoever waits without threads. A *warning*
+signal (SIGUSR1 once the pilot knows its clock: fsm_pilot.drain) stops
+nothing: it is kept apart and only wakes the waits that act on it (the
+payload watch, the getJob backoff) through a second pipe. No trigger is
 ever fired from a handler: queued ``transitions`` machines drop events when a
 callback raises, and a LockedMachine can deadlock inside a handler.
 """
@@ -37,8 +40,16 @@ class SignalState:
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        #: warning signals received (not stops), and how many of them the driver has acted on
+        self.warnings: list[int] = []
+        self._warned = 0
+        #: the signals that are warnings now (set once the pilot knows how long its slot lasts)
+        self.warning_signals: frozenset[int] = frozenset()
         self.wakeup_fd = -1
         self._write_fd = -1
+        #: readable on any signal, warnings included (the payload watch waits on it)
+        self.notice_fd = -1
+        self._notice_write = -1
         self._order_fd = -1
         self._arrivals: list[int] = []
         self._handled = 0
@@ -47,15 +58,20 @@ class SignalState:
         """Record the signal (and the arrival order the C handler saw); wake whoever waits."""
         if self._order_fd >= 0:
             self._arrivals.extend(_read_all(self._order_fd))
-        self.received.append(signum)
-        if self._write_fd >= 0 and not select.select([self.wakeup_fd], [], [], 0)[0]:
-            os.write(self._write_fd, b"\0")  # one byte is enough to wake a wait: the pipe never fills
+        if signum in self.warning_signals:
+            self.warnings.append(signum)
+        else:
+            self.received.append(signum)
+            _poke(self.wakeup_fd, self._write_fd)
+        _poke(self.notice_fd, self._notice_write)
 
     @property
     def first(self) -> int | None:
         """The first signal that arrived, which decides the job's error code and the exit code."""
-        if self._arrivals:
-            return self._arrivals[0]
+        stops = set(self.received)
+        arrived = [s for s in self._arrivals if s in stops]
+        if arrived:
+            return arrived[0]
         return self.received[0] if self.received else None
 
     def has_new(self) -> bool:
@@ -69,27 +85,36 @@ class SignalState:
             return self.received[-1]
         return None
 
-    def drain(self) -> None:
-        """Empty the wakeup pipe so later waits block again."""
-        if self.wakeup_fd < 0:
-            return
-        while select.select([self.wakeup_fd], [], [], 0)[0]:
-            try:
-                if not os.read(self.wakeup_fd, 512):
-                    return
-            except BlockingIOError:
-                return
+    def take_warning(self) -> int | None:
+        """A warning signal not yet acted on (each one once), or None."""
+        if self._warned < len(self.warnings):
+            self._warned = len(self.warnings)
+            return self.warnings[-1]
+        return None
 
-    def sleep(self, seconds: float) -> bool:
-        """Sleep unless a signal arrives; True if woken by a signal."""
-        if self.received[self._handled:]:
+    def drain(self) -> None:
+        """Empty the wakeup pipes so later waits block again."""
+        for fd in (self.wakeup_fd, self.notice_fd):
+            if fd >= 0:
+                _read_all(fd)
+
+    def sleep(self, seconds: float, warnings: bool = False) -> bool:
+        """Sleep unless a signal arrives (with ``warnings``, a warning too); True if woken by one."""
+        if self.received[self._handled:] or (warnings and self.warnings[self._warned:]):
             return True
-        if self.wakeup_fd < 0:
+        fd = self.notice_fd if warnings else self.wakeup_fd
+        if fd < 0:
             return False
-        return bool(select.select([self.wakeup_fd], [], [], max(0.0, seconds))[0])
+        return bool(select.select([fd], [], [], max(0.0, seconds))[0])
 
 
 _INSTALLED: list[SignalState] = []
+
+
+def _poke(read_fd: int, write_fd: int) -> None:
+    """One byte wakes a wait on ``read_fd``; none is added while one is unread, so the pipe never fills."""
+    if write_fd >= 0 and not select.select([read_fd], [], [], 0)[0]:
+        os.write(write_fd, b"\0")
 
 
 def _read_all(fd: int) -> bytes:
@@ -119,6 +144,7 @@ def install() -> SignalState:
     state = SignalState()
     _INSTALLED.append(state)
     state.wakeup_fd, state._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    state.notice_fd, state._notice_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     state._order_fd, order_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(order_write, warn_on_full_buffer=False)
     for name in HANDLED:

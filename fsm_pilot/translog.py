@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 from fsm_pilot.redact import redact
 
 SCHEMA_VERSION = 1
+#: Records kept in memory for the flight record (fsm_pilot.flightrecord: 12 shown, one more for a duration).
+RECENT = 13
 FILENAME = "transitions.jsonl"
 
 
@@ -29,6 +32,8 @@ class TransitionLog:
         self.path: Path | None = None
         self._file: IO[str] | None = None
         self._pending: list[str] = []
+        #: the newest records, for the flight record a failed job's final update carries
+        self.recent: deque[dict[str, object]] = deque(maxlen=RECENT)
 
     def attach(self, directory: Path) -> None:
         """Start writing to ``directory/transitions.jsonl``, flushing what was buffered."""
@@ -50,6 +55,7 @@ class TransitionLog:
             "dest": dest, "guards": guards, "reason": reason, "ok": ok, "error": error,
         }
         line = redact(json.dumps(record, separators=(",", ":"), default=str)) + "\n"  # a reason may quote a reply
+        self.recent.append(json.loads(line))
         if self._file is None:
             self._pending.append(line)
         else:

@@ -10,10 +10,11 @@ job with the violation's PanDA error code.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from fsm_pilot.context import Context, JobRun
+from fsm_pilot.drain import on_warning, running_reserve
 from fsm_pilot.jobsource import uses_file
 from fsm_pilot.monitor import (
     Intervals,
@@ -29,6 +30,7 @@ from fsm_pilot.monitor import (
     run_due_checks,
     target_for,
 )
+from fsm_pilot.monitor.limits import lifetime_end
 from fsm_pilot.outbox import flush
 from fsm_pilot.payload import Payload, wait_payload
 from fsm_pilot.reporting import heartbeat_interval, send_update
@@ -45,6 +47,8 @@ class Watch:
     target: Target
     usage: UsageAccumulator
     violation: Violation | None = None
+    #: bytes of the outputs present at the last outputs check (the reserve grows with them)
+    output_bytes: int = 0
 
 
 def start_watch(ctx: Context, run: JobRun, payload: Payload) -> Watch:
@@ -55,7 +59,7 @@ def start_watch(ctx: Context, run: JobRun, payload: Payload) -> Watch:
     looping_every = min(900.0, max(every, looping / 8))
     intervals = Intervals(memory=every, looping=looping_every, disk=every, workdir=every, stdout=every,
                           outputs=every)
-    limits = limits_for(run.job, ctx.queuedata, lifetime=ctx.setting("lifetime"),
+    limits = limits_for(run.job, ctx.queuedata, lifetime=ctx.lifetime(),
                         pilot_started_mono=ctx.start_mono, looping_limit=looping,
                         looping_limit_min=min(7200.0, looping), looping_start=min(900.0, looping_every),
                         push=uses_file(ctx), intervals=intervals, lifetime_margin=ctx.setting("lifetime_margin"),
@@ -80,7 +84,26 @@ def _tick(watch: Watch) -> Violation | None:
     if measured.workdir is not None:
         watch.usage.note_workdir(measured.workdir.size_bytes)
     violation, _ = run_due_checks(now, watch.schedule, measured)
+    if measured.outputs is not None:
+        watch.output_bytes = sum(measured.outputs.values())
     return violation
+
+
+def retime(ctx: Context, watch: Watch) -> None:
+    """Move the lifetime deadline to the clock's end less the reserve for what the job wrote so far.
+
+    Called after a warning signal (the clock was read again) and after each outputs check.
+    """
+    reserve = running_reserve(ctx, watch.output_bytes)
+    # Pilot 3's rule for the margin (never before the margin has passed), but the outputs' part counts in full
+    end = lifetime_end(ctx.start_mono, ctx.lifetime(), ctx.setting("lifetime_margin"))
+    if watch.output_bytes:
+        end = min(end, ctx.start_mono + ctx.lifetime() - reserve)
+    if end != watch.limits.lifetime_end:
+        watch.limits = replace(watch.limits, lifetime_end=end)
+        watch.schedule.limits = watch.limits
+        ctx.log.info("payload deadline", seconds_left=round(end - time.monotonic(), 1), reserve=round(reserve, 1),
+                     output_bytes=watch.output_bytes, clock=ctx.clock.source if ctx.clock else None)
 
 
 def _wait_seconds(watch: Watch, next_beat: float) -> float:
@@ -114,13 +137,16 @@ def watch_payload(ctx: Context, run: JobRun, payload: Payload, watch: Watch) -> 
             return "signal"
         if run.kill_requested:
             return "server_kill"
-        result = wait_payload(payload, ctx.signals.wakeup_fd, _wait_seconds(watch, next_beat))
+        result = wait_payload(payload, ctx.signals.notice_fd, _wait_seconds(watch, next_beat))
         if result == "exited":
             return "exited"
-        if result == "woken":
+        if result == "woken":  # a stop (acted on at the loop's top) or a warning: no more jobs, a new deadline
             ctx.signals.drain()
+            if on_warning(ctx):
+                retime(ctx, watch)
             continue
         watch.violation = _tick(watch)
+        retime(ctx, watch)
         if watch.violation is not None:
             return "limit"
         if time.monotonic() >= next_beat:

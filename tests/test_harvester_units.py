@@ -158,7 +158,7 @@ class _HarvesterWritesBetweenLooks(SignalState):
         super().__init__()
         self.path, self.text = path, text
 
-    def sleep(self, seconds: float) -> bool:
+    def sleep(self, seconds: float, warnings: bool = False) -> bool:
         if self.text is not None:
             self.path.write_text(self.text)
         return False

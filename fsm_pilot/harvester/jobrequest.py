@@ -76,7 +76,7 @@ def withdraw(ctx: Context) -> None:
 
 def _lifetime_left(ctx: Context) -> float:
     """Seconds the pilot may still wait before its lifetime margin."""
-    return ctx.setting("lifetime") - ctx.setting("lifetime_margin") - ctx.elapsed()
+    return ctx.lifetime() - ctx.setting("lifetime_margin") - ctx.elapsed()
 
 
 def _ask(ctx: Context) -> Found:
@@ -131,5 +131,5 @@ def await_job(ctx: Context, until: float) -> Found | None:
             if bad is not None:
                 raise bad[1]
             return None
-        if ctx.signals.sleep(min(POLL_SECONDS, left)):
+        if ctx.signals.sleep(min(POLL_SECONDS, left), warnings=True):
             return Found(None, "interrupted by a signal while waiting for Harvester's job", interrupted=True)

@@ -135,7 +135,8 @@ def _walltime(payload_seconds: float, limits: Limits) -> Judged:
 def _lifetime(now: float, limits: Limits) -> Judged:
     left = limits.lifetime_end - now
     return _judge(LIFETIME, left > 0, {"seconds_left": round(left, 3)}, 0, error=PilotError.REACHEDMAXTIME,
-                  diag="the pilot reached its maximum time (its lifetime less the 180 s margin)")
+                  diag="the pilot reached its maximum time (its slot's end less the reserve for stage-out "
+                       "and the final update)")
 
 
 def check_memory(usage: Usage, limits: Limits) -> Violation | None:

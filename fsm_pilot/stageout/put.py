@@ -85,6 +85,8 @@ class Copying:
     env: Mapping[str, str] | None = None
     log: FilteringBoundLogger | None = None
     clock: Callable[[], float] = time.monotonic
+    #: monotonic time no step may run past (the job slot's end less the final update's reserve)
+    end_by: float | None = None
     _stop_at: float | None = field(default=None, init=False)
 
     @property
@@ -99,6 +101,8 @@ class Copying:
     def deadline(self, timeout: float) -> float:
         """When a step started now must end: after a signal, never later than ``stopping`` after it."""
         end = self.clock() + timeout
+        if self.end_by is not None:
+            end = min(end, self.end_by)
         if self.signalled:
             if self._stop_at is None:
                 self._stop_at = self.clock() + self.stopping

@@ -63,4 +63,6 @@ def step(ctx: Context) -> Outcome:
                                 lifetime_margin_seconds=ctx.setting("lifetime_margin"))
     ctx.log.info("queuedata loaded", queue=queue, source=qd_url, storage=sd_url,
                  storage_endpoints=sorted(ctx.storagedata))
-    return "next", Reason("queuedata loaded")
+    from fsm_pilot.drain import set_clock
+
+    return "next", Reason(f"queuedata loaded; {set_clock(ctx)}")

@@ -57,6 +57,8 @@ def test_sigterm_final_update_before_exit(case: Case, tls: bool) -> None:
     case.finalize(panda_id)
     job = case.archived(panda_id)
     assert (job["jobstatus"], job["piloterrorcode"]) == ("failed", 1201), job
+    [pilot_log] = [row for row in case.pandalog(panda_id) if row["type"] == "pilotLog"]  # the flight record
+    assert "RUNNING -abort-> ABORTING" in pilot_log["message"] and "received SIGTERM" in pilot_log["message"]
     case.dir.joinpath("latency.json").write_text(json.dumps(
         {"tls": tls, "signal_to_reply_s": round(float(final["end"]) - signalled, 4),
          "server_s": round(float(final["end"]) - float(final["start"]), 4)}))

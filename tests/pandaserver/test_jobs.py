@@ -84,6 +84,8 @@ def test_failing_payload(case: Case, stack: Stack) -> None:
     assert job["piloterrordiag"] and job["exeerrordiag"]
     [pilot_log] = [row for row in case.pandalog(panda_id) if row["type"] == "pilotLog"]
     assert "no such input" in pilot_log["message"]
+    assert pilot_log["message"].startswith("- Last ")  # the flight record: transitions first, within 4000
+    assert "RUNNING -payload_done-> STAGEOUT" in pilot_log["message"] and len(pilot_log["message"]) <= 4000
     [log] = [row for key, row in case.files(panda_id).items() if key.startswith("log:")]
     assert log["status"] == "failed"  # the adder marks a failed job's log so
     assert status_line(stack, panda_id) == f"{panda_id} failed attemptNr=0"
