@@ -34,11 +34,11 @@ class Site:
     python: Path
     root: Path
 
-    def submit(self, name: str, url: str, pilot_args: str, *sbatch_args: str) -> Pilot:
+    def submit(self, name: str, url: str, pilot_args: str, *sbatch_args: str, path: str = "/usr/bin:/bin") -> Pilot:
         """``sbatch pilot.sbatch`` for one pilot whose working dir is root/name; a bare node's environment."""
         pilot = Pilot(self.cluster, self.root / name, 0, f"{name}-{os.getpid()}-{time.monotonic_ns()}")
         pilot.dir.mkdir(parents=True)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(pilot.dir), "LANG": "C.UTF-8", **self.cluster.env(),
+        env = {"PATH": path, "HOME": str(pilot.dir), "LANG": "C.UTF-8", **self.cluster.env(),
                "PILOT_QUEUE": "TEST_QUEUE", "PILOT_URL": url, "PILOT_TARBALL": str(self.tarball),
                "PILOT_PYTHON": str(self.python), "PILOT_ARGS": pilot_args, MARK: pilot.mark}
         argv = ["/usr/bin/sbatch", "--parsable", f"--chdir={pilot.dir}", f"--output={pilot.dir}/slurm-%j.out",

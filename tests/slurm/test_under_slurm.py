@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -46,18 +47,33 @@ class Stopped:
         return found if len(found) == 2 else None
 
 
-def _held_job(site: Site, name: str, root: Path, *sbatch_args: str) -> Stopped:
+def _held_job(site: Site, name: str, root: Path, *sbatch_args: str, path: str = "/usr/bin:/bin") -> Stopped:
     """A dispatcher with one job whose payload (and a background child) runs 300 s; a pilot submitted for it."""
     server = Dispatcher(root / "dispatcher").start()
     pids = root / "payload.pids"
     [panda_id] = server.submit(job_spec(f"-c 'sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait'"))
-    return Stopped(server, panda_id, site.submit(name, server.url, BASE_ARGS, *sbatch_args), pids)
+    return Stopped(server, panda_id, site.submit(name, server.url, BASE_ARGS, *sbatch_args, path=path), pids)
+
+
+def _without_slurm_commands(where: Path) -> str:
+    """A PATH with what the job script and the payload use, and no squeue."""
+    where.mkdir()
+    for tool in ("bash", "sleep", "mkdir", "cp", "tar", "gzip", "rm"):
+        found = shutil.which(tool, path="/usr/bin:/bin")
+        assert found is not None, tool
+        (where / tool).symlink_to(found)
+    return str(where)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def time_limited(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stopped]:
-    """Submitted before the module's first test: --time=1 (one minute, Slurm's smallest), checked last."""
-    held = _held_job(site, "time-limited", tmp_path_factory.mktemp("time-limited"), "--time=1")
+    """Submitted before the module's first test: --time=1 (one minute, Slurm's smallest), checked last.
+
+    This pilot must not know its limit, or it would rightly stop its job before it: Slurm 22.05 sets no
+    SLURM_JOB_END_TIME, and its PATH has no squeue to ask. So it is the pilot a limit takes by surprise.
+    """
+    root = tmp_path_factory.mktemp("time-limited")
+    held = _held_job(site, "time-limited", root, "--time=1", path=_without_slurm_commands(root / "bin"))
     yield held
     held.server.stop()
 
