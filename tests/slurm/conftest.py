@@ -1,4 +1,4 @@
-"""The session's Slurm cluster and what its pilot jobs run: started once, stopped by PID whatever happens."""
+"""The Slurm cluster of tests/slurm and what its pilot jobs run: started once, stopped by PID whatever happens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.slurm.batch import Site
 from tests.slurm.cluster import Cluster, missing
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slurm(request: pytest.FixtureRequest) -> Cluster:
     """A single-node Slurm 22.05 in a scratch dir under /tmp (munged must reach it); skipped where it cannot run.
 
@@ -38,7 +38,7 @@ def slurm(request: pytest.FixtureRequest) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(slurm: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Site:
     """The deployable tarball and a stdlib-only python3 (the newest CPython here), as a worker node has them."""
     pythons = interpreters()

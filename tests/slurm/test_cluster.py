@@ -47,7 +47,7 @@ def test_the_cli_runs_a_second_cluster_beside_the_first_and_stops_it_by_pid(slur
         assert started.returncode == 0, started.stderr
         assert started.stdout == f"export SLURM_CONF={scratch / 'slurm.conf'}\n"
         assert _idle(str(scratch / "slurm.conf")) == "idle"
-        assert _idle(str(slurm.conf)) == "idle", "the session's cluster is untouched"
+        assert _idle(str(slurm.conf)) == "idle", "the first cluster is untouched"
         assert len(_ours(scratch)) >= 3, "munged, slurmctld, slurmd"
     finally:
         stopped = subprocess.run([*cli, "stop", str(scratch)], cwd=ROOT, capture_output=True, text=True,

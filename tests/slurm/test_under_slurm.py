@@ -142,6 +142,10 @@ def test_n_pilots_drain_m_jobs_each_exactly_once(site: Site, tmp_path: Path) -> 
         sent = Counter(row[0] for row in server.query("SELECT PandaID FROM job_history WHERE event = 'sent'"))
         assert sent == Counter(ids), "each job handed out exactly once"
         assert set(server.status(*ids).values()) == {"finished"}
+        finals = Counter(row[0] for row in server.query(
+            "SELECT PandaID FROM job_history WHERE event = 'update' AND outcome = 'accepted' "
+            "AND state IN ('finished', 'failed')"))
+        assert finals == Counter(ids), "each job's final state reported once and accepted"
         assert all(marked(p.mark) == [] for p in pilots), "a process of a pilot job outlived it"
         print(f"{N_PILOTS} pilots x {M_JOBS} jobs under Slurm: {took:.1f} s, jobs per pilot "
               f"{sorted(Counter(len(p.job_ids()) for p in pilots).elements())}")
