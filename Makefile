@@ -4,11 +4,13 @@
 #   make reliability   the reliability campaign at full size; writes docs/reliability.md
 #   make dist   dist/pilot3.tar.gz, the tarball the production wrapper launches (reproducible)
 #   make panda-server-test   the pilot against a real panda-server 1.0.4 on 127.0.0.1 (root + apt; else skipped)
+#   make slurm-test   only the pilots under a real single-node Slurm (tests/slurm; root + Slurm; else skipped);
+#                     make test runs them too
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean reliability dist panda-server-test
+.PHONY: demo test lint clean reliability dist panda-server-test slurm-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,9 @@ dist: $(VENV)/.installed
 
 panda-server-test: $(VENV)/.installed
 	$(PY) -m tests.pandaserver
+
+slurm-test: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/slurm
 
 clean:
 	rm -rf $(VENV) demo-run dist build .pytest_cache .mypy_cache .ruff_cache
