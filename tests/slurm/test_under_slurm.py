@@ -47,12 +47,13 @@ class Stopped:
         return found if len(found) == 2 else None
 
 
-def _held_job(site: Site, name: str, root: Path, *sbatch_args: str, path: str = "/usr/bin:/bin") -> Stopped:
+def _held_job(site: Site, name: str, root: Path, *sbatch_args: str, path: str = "/usr/bin:/bin",
+              pilot_args: str = BASE_ARGS) -> Stopped:
     """A dispatcher with one job whose payload (and a background child) runs 300 s; a pilot submitted for it."""
     server = Dispatcher(root / "dispatcher").start()
     pids = root / "payload.pids"
     [panda_id] = server.submit(job_spec(f"-c 'sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait'"))
-    return Stopped(server, panda_id, site.submit(name, server.url, BASE_ARGS, *sbatch_args, path=path), pids)
+    return Stopped(server, panda_id, site.submit(name, server.url, pilot_args, *sbatch_args, path=path), pids)
 
 
 def _without_slurm_commands(where: Path) -> str:
@@ -74,6 +75,47 @@ def time_limited(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """
     root = tmp_path_factory.mktemp("time-limited")
     held = _held_job(site, "time-limited", root, "--time=1", path=_without_slurm_commands(root / "bin"))
+    yield held
+    held.server.stop()
+
+
+#: A pilot that knows its clock (squeue on its PATH) and may run a job in a two-minute slot.
+CLOCKED_ARGS = f"{BASE_ARGS} --timefloor 3600 --lifetime-margin 20"
+GATED = "-c 'echo $$ > pid; while [ ! -e {gate} ]; do sleep 0.1; done; echo done > out.txt'"
+
+
+@dataclass
+class Gated:
+    """A pilot whose first job waits on a gate file; a second job it would take if nothing stopped it."""
+
+    server: Dispatcher
+    first: int
+    second: int
+    gate: Path
+    pilot: Pilot
+
+
+def _gated(site: Site, name: str, root: Path, pilot_args: str, *sbatch_args: str) -> Gated:
+    server = Dispatcher(root / "dispatcher").start()
+    gate = root / "gate"
+    first, second = server.submit(job_spec(GATED.format(gate=gate)), job_spec("-c 'echo two'"))
+    return Gated(server, first, second, gate, site.submit(name, server.url, pilot_args, *sbatch_args))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warned(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gated]:
+    """Submitted at the start: Slurm sends the batch step SIGUSR1 90 s before its two-minute limit."""
+    held = _gated(site, "warned", tmp_path_factory.mktemp("warned"), CLOCKED_ARGS, "--time=2",
+                  "--signal=B:USR1@90")
+    yield held
+    held.server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def budgeted(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stopped]:
+    """Submitted at the start: a payload of 300 s in a two-minute slot whose last 60 s the pilot keeps."""
+    root = tmp_path_factory.mktemp("budgeted")
+    held = _held_job(site, "budgeted", root, "--time=2", pilot_args=f"{BASE_ARGS} --lifetime-margin 60")
     yield held
     held.server.stop()
 
@@ -151,6 +193,66 @@ def test_n_pilots_drain_m_jobs_each_exactly_once(site: Site, tmp_path: Path) -> 
               f"{sorted(Counter(len(p.job_ids()) for p in pilots).elements())}")
     finally:
         server.stop()
+
+
+def _pilot_log(pilot: Pilot) -> str:
+    found = list(pilot.launch.glob("Panda_Pilot_*/pilot.log"))
+    return found[0].read_text(errors="replace") if found else ""
+
+
+def _check_drained(held: Gated, why: str) -> None:
+    """The first job finished and reported, the second never handed out, exit 0 with the drain as reason."""
+    info = held.pilot.slurm()
+    assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), held.pilot.describe()
+    records = held.pilot.records()
+    last = records[-1]
+    assert (last["event"], last["dest"], last["reason"]["text"]) == ("drain", "EXIT", f"drained: {why}"), last
+    assert logged_exit(records) == 0
+    assert held.server.status(held.first, held.second) == {held.first: "finished", held.second: "activated"}
+    assert held.pilot.job_ids() == [held.first]
+    assert marked(held.pilot.mark) == []
+
+
+def test_the_warning_signal_lets_the_job_finish_and_the_pilot_takes_no_more(warned: Gated) -> None:
+    """--signal=B:USR1@90: the pilot (the batch step, by exec) takes it as a warning, not a stop."""
+    pilot = warned.pilot
+    wait_for(lambda: "warning signal: no more jobs" in _pilot_log(pilot), timeout=120,
+             what=f"Slurm's USR1 acted on\n{pilot.describe()}")
+    assert pilot.state() == "RUNNING" and "squeue" in _pilot_log(pilot)  # the clock read from Slurm, again
+    warned.gate.touch()
+    wait_ended([pilot], timeout=60)
+    _check_drained(warned, "SIGUSR1")
+
+
+def test_a_drain_file_lets_the_job_finish_and_the_pilot_takes_no_more(site: Site, tmp_path: Path) -> None:
+    held = _gated(site, "drain-file", tmp_path, CLOCKED_ARGS, "--time=10")
+    try:
+        wait_for(lambda: next(held.pilot.launch.glob("Panda_Pilot_*/PanDA_Pilot-*/pid"), None), timeout=60,
+                 what=f"the payload to start\n{held.pilot.describe()}")
+        (held.pilot.launch / "stop_agent").touch()
+        held.gate.touch()
+        wait_ended([held.pilot], timeout=60)
+        _check_drained(held, f"drain file {held.pilot.launch / 'stop_agent'}")
+    finally:
+        held.server.stop()
+
+
+def test_the_time_left_in_the_slot_stops_the_payload_before_slurm_does(budgeted: Stopped) -> None:
+    """Slot 120 s (the pilot asks squeue), margin 60 s: the payload is stopped ~60 s in, REACHEDMAXTIME (1213),
+    the job reported and the pilot gone before the limit; Slurm records a plain exit 0."""
+    pilot = budgeted.pilot
+    wait_ended([pilot], timeout=120 + 30)
+    info = pilot.slurm()
+    assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), pilot.describe()
+    reported, fields = _final_update(budgeted.server, budgeted.panda_id)
+    assert fields["pilot_error_code"] == 1213, fields
+    assert "RUNNING" in str(fields["pilot_log"]), fields  # the flight record
+    started = datetime.strptime(info["StartTime"], "%Y-%m-%dT%H:%M:%S").timestamp()
+    assert reported < started + 120, f"reported {reported - started:.1f} s into a 120 s slot"
+    assert logged_exit(pilot.records()) == 0
+    assert all_gone(budgeted.payload() or [])
+    assert marked(pilot.mark) == []
+    print(f"payload stopped by the time budget; final update {reported - started:.1f} s into the 120 s slot")
 
 
 def _time_limit_hit(pilot: Pilot) -> float:
