@@ -139,6 +139,8 @@ def _check_stopped(held: Stopped, signalled: float, slurm_state: str) -> float:
     reported, fields = _final_update(held.server, held.panda_id)
     state = held.server.status(held.panda_id)[held.panda_id]
     assert (state, fields["pilot_error_code"]) == ("failed", SIGTERM_ERROR), fields
+    flight = str(fields["pilot_log"])  # the flight record: the last transitions, then the log's tail
+    assert "RUNNING -abort-> ABORTING" in flight and "received SIGTERM" in flight, flight
     latency = reported - signalled
     # Slurm's own deadline: SIGKILL comes KillWait seconds after SIGTERM; a later update would never be sent
     assert latency < pilot.cluster.kill_wait, f"final update {latency:.2f} s after the signal"
@@ -246,7 +248,7 @@ def test_the_time_left_in_the_slot_stops_the_payload_before_slurm_does(budgeted:
     assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), pilot.describe()
     reported, fields = _final_update(budgeted.server, budgeted.panda_id)
     assert fields["pilot_error_code"] == 1213, fields
-    assert "RUNNING" in str(fields["pilot_log"]), fields  # the flight record
+    assert "RUNNING -payload_done-> STAGEOUT" in str(fields["pilot_log"]), fields  # the flight record
     started = datetime.strptime(info["StartTime"], "%Y-%m-%dT%H:%M:%S").timestamp()
     assert reported < started + 120, f"reported {reported - started:.1f} s into a 120 s slot"
     assert logged_exit(pilot.records()) == 0
