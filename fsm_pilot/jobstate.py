@@ -6,7 +6,10 @@ far, which outputs are stored and where, the payload's identity, and the
 final update while it is undelivered (the outbox). Writes go to a temp file
 and are renamed into place, so a reader sees the old state or the new one;
 the saves that matter after a reboot (payload started, an output stored, the
-outcome decided, the update delivered) are fsynced first.
+outcome decided before its update is sent, the update delivered for a dir that
+is kept) are fsynced first. The others need no fsync: a pilot killed any way
+but with its node leaves them in the page cache, and the next durable save
+carries them.
 """
 
 from __future__ import annotations

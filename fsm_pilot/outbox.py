@@ -49,7 +49,9 @@ def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
         run.final_pending = False
         if ctx.pilot_dir is not None:
             write_final_report(ctx, run)
-        persist(ctx, run, machine_state="STAGEOUT", durable=True)
+        # durable only for a dir that stays: a lost "done" after a crash only means the update is sent
+        # again (answered alreadydone), and a dir removed next needs no fsync of its state first
+        persist(ctx, run, machine_state="STAGEOUT", durable=run.keep_workdir)
         remove_workdir(ctx, run)
         return True
     if run not in ctx.outbox:

@@ -114,8 +114,8 @@ def _write(
             _add_job_dir(tar, job, root, exclude)
             for path, arcname in extras:
                 _add_extra(tar, path, f"{root}/{arcname}")
-        raw.flush()
-        os.fsync(raw.fileno())
+    # not fsynced: the tarball is a temp file, copied (and that copy made durable) then removed; after a
+    # crash the job's recovery makes it again
     return summed.result()
 
 
