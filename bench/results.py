@@ -1,8 +1,8 @@
 """The benchmarks' recorded numbers and the README section made from them.
 
 ``bench/pilot_overhead.py --record`` and ``bench/replay_throughput.py --record`` write
-``bench/results/<name>.json`` and rewrite the README between ``<!-- generated: performance -->``
-and ``<!-- end: performance -->`` from those files; a test checks the section still matches
+``bench/results/<name>.json`` and rewrite the README between ``<!-- bench: performance -->``
+and ``<!-- end bench: performance -->`` from those files; a test checks the section still matches
 them, so its numbers are the bench's, never typed.
 """
 
@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 SECTION = "performance"
+#: The order rows are shown in (the JSON files keep their keys sorted).
+STATES = ("GETJOB", "VALIDATE", "STAGEIN", "RUNNING", "STAGEOUT")
+PARTS = ("fork/exec true", "HTTP call", "write+fsync", "tar+gzip log", "adler32 log")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -34,10 +37,10 @@ def pilot_table(r: dict[str, Any]) -> str:
         f"| {r['ratio']:.2f}x |",
         f"| one job's cycle, getJob to next getJob (transition log) | {r['cycle_ms']:.1f} ms | | |",
     ]
-    for state, spent in r["states_ms"].items():
-        floor = r["state_floors_ms"].get(state, 0.0)
+    for state in STATES:
+        spent, floor = r["states_ms"][state], r["state_floors_ms"].get(state, 0.0)
         rows.append(f"| in {state} (median per job) | {spent:.2f} ms | {floor:.2f} ms | |")
-    parts = ", ".join(f"{name} {value:.2f} ms" for name, value in r["part_floors_ms"].items())
+    parts = ", ".join(f"{name} {r['part_floors_ms'][name]:.2f} ms" for name in PARTS)
     rows += [
         f"| RSS while a payload sleeps | {r['rss_mib']:.1f} MiB | {r['bare_rss_mib']:.1f} MiB (python3 importing "
         f"transitions, requests, psutil, structlog) | {r['rss_mib'] / r['bare_rss_mib']:.2f}x |",
@@ -47,7 +50,9 @@ def pilot_table(r: dict[str, Any]) -> str:
     if "sigterm_update_ms" in r:
         rows.append(f"| SIGTERM to the final update / to exit | {r['sigterm_update_ms']:.0f} ms / "
                     f"{r['sigterm_exit_ms']:.0f} ms (exit {r['exit_code']}) | | |")
-    return "\n".join(rows) + f"\n\nPart floors (median of 21): {parts}.\n"
+    return ("\n".join(rows) + "\n\nA state's floor is the sum of what it physically needs (RUNNING: a fork/exec and "
+            "the running update; STAGEOUT: the tarball, its adler32, two write+fsync, the final update), from these "
+            f"part floors, median of 21: {parts}.\n")
 
 
 def replay_table(r: dict[str, Any]) -> str:
@@ -60,18 +65,22 @@ def replay_table(r: dict[str, Any]) -> str:
 def section() -> str:
     """The README's performance section, from the recorded results."""
     pilot, replay = load("pilot_overhead"), load("replay_throughput")
-    return (f"Recorded by `bench/pilot_overhead.py --record` and `bench/replay_throughput.py --record` on the "
-            f"2-core development machine, shared with other work (hence the floors measured in the same run):\n\n"
-            f"{pilot_table(pilot)}\n{replay_table(replay)}")
+    return (f"On the 2-core development machine, shared with other work (hence the floors measured in the same "
+            f"run):\n\n{pilot_table(pilot)}\n{replay_table(replay)}")
 
 
 def render(text: str) -> str:
     """``text`` with the performance section replaced by what the recorded results say."""
-    pattern = re.compile(rf"(<!-- generated: {SECTION} -->\n).*?(<!-- end: {SECTION} -->)", re.S)
+    pattern = re.compile(rf"(<!-- bench: {SECTION} -->\n).*?(<!-- end bench: {SECTION} -->)", re.S)
     match = pattern.search(text)
     if match is None:
         raise ValueError(f"README has no generated section {SECTION!r}")
     return text[:match.start()] + match.group(1) + section() + match.group(2) + text[match.end():]
+
+
+def write_readme() -> None:
+    """Rewrite the README's section from the recorded results."""
+    README.write_text(render(README.read_text()))
 
 
 def record(name: str, data: dict[str, Any]) -> None:
@@ -79,4 +88,8 @@ def record(name: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     if (RESULTS / "pilot_overhead.json").exists() and (RESULTS / "replay_throughput.json").exists():
-        README.write_text(render(README.read_text()))
+        write_readme()
+
+
+if __name__ == "__main__":
+    write_readme()
