@@ -38,24 +38,30 @@ def median_seconds(run: Callable[[], object], times: int) -> float:
 
 
 class Floors:
-    """A requests Session on the dispatcher, as a pilot with no logic would use it."""
+    """A requests Session on the dispatcher, as a pilot with no logic would use it.
+
+    It sends the bodies a pilot sent for one of its jobs (``bodies``: the dispatcher's record of
+    them), so the server does the same work for the floor as for the pilot; only the job id and
+    attempt change. Before ``bodies`` are known, minimal ones.
+    """
 
     def __init__(self, url: str) -> None:
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.base = f"{url}/api/v1/pilot"
+        self.bodies: dict[str, dict[str, Any]] = {
+            "acquire": {"site_name": "TEST_QUEUE", "computing_element": "TEST_QUEUE",
+                        "prod_source_label": "managed", "node": "bench"},
+            **{state: {"job_status": state, "node": "bench"} for state in UPDATE_STATES}}
 
     def get_job(self) -> dict[str, Any] | None:
-        reply = self.session.post(f"{self.base}/acquire_jobs", json={
-            "site_name": "TEST_QUEUE", "computing_element": "TEST_QUEUE", "prod_source_label": "managed",
-            "node": "bench"}).json()
+        reply = self.session.post(f"{self.base}/acquire_jobs", json=self.bodies["acquire"]).json()
         jobs = (reply.get("data") or {}).get("jobs") or []
         return jobs[0] if jobs else None
 
     def update(self, job: dict[str, Any], state: str) -> None:
-        self.session.post(f"{self.base}/update_job", json={
-            "job_id": int(job["PandaID"]), "job_status": state, "attempt_nr": int(job["attemptNr"]),
-            "node": "bench"}).raise_for_status()
+        body = {**self.bodies[state], "job_id": int(job["PandaID"]), "attempt_nr": int(job["attemptNr"])}
+        self.session.post(f"{self.base}/update_job", json=body).raise_for_status()
 
     def jobs(self, n: int) -> float:
         """Seconds for ``n`` jobs' HTTP calls plus a fork/exec of ``true`` each (the jobs must be queued)."""

@@ -2,7 +2,8 @@
 
 - per job, from outside: the wall time of a pilot draining N2 trivial jobs (`true`) minus that of one
   draining N1, divided by N2 - N1, beside the floor: the same four HTTP calls (getJob, starting,
-  running, final update) made by a bare requests.Session plus a fork/exec of `true`, measured the
+  running, final update, with the bodies a pilot sent, so the server's work is the same) made by a
+  bare requests.Session plus a fork/exec of `true`, measured the
   same way. Runs are interleaved (floor, pilot, floor, pilot) and repeated; medians are kept, and
   the ratio is the median of each repetition's ratio (the load of a shared machine cancels out).
 - per state: the median time per job in each state from the transition logs of those runs, beside
@@ -77,6 +78,16 @@ class Bench:
         first = next(r["time"] for r in records if r["dest"] == "GETJOB")
         return wall, first - spawned, records
 
+    def learn_bodies(self, records: list[dict[str, Any]]) -> None:
+        """The floor sends what the pilot sent for its first job (from the dispatcher's history)."""
+        panda_id = next(r["job_id"] for r in records if r["job_id"] is not None)
+        for event, state, fields in self.server.query(
+                "SELECT event, state, fields FROM job_history WHERE PandaID = ? ORDER BY id", panda_id):
+            if event == "sent":
+                self.floors.bodies["acquire"] = json.loads(fields)
+            elif event == "update" and state in self.floors.bodies:
+                self.floors.bodies[state] = json.loads(fields)
+
     def floor(self, n: int) -> float:
         self.server.submit(*[job_spec("", transformation="true") for _ in range(n)])
         return self.floors.jobs(n)
@@ -96,6 +107,7 @@ def outside_in(bench: Bench, small: int, large: int, repeat: int) -> dict[str, A
     pilots, floors, ratios, starts = [], [], [], []
     states: dict[str, list[float]] = {state: [] for state in JOB_STATES}
     cycles: list[float] = []
+    bench.learn_bodies(bench.pilot(1)[2])  # and a warm-up
     for _ in range(repeat):
         floor_small = bench.floor(small)
         pilot_small, start, _ = bench.pilot(small)
