@@ -91,8 +91,11 @@ def is_subreaper() -> bool:
 def read_stat(pid: int) -> ProcStat | None:
     """Parse /proc/<pid>/stat; None if the process is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)  # no file object: a scan reads every process's
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
         # comm (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = data[data.rindex(b")") + 2 :].split()
         return ProcStat(pid, int(fields[1]), fields[0].decode(), int(fields[2]), int(fields[3]), int(fields[19]))
