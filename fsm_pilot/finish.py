@@ -77,9 +77,10 @@ def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *,
                     expected=expected)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
                          "surl": staged.surl, "endpoint": staged.endpoint}
-    # an output's entry is saved durably at once (a crash must not store it twice); the log's by the save
-    # before the final update, which follows it directly
-    persist(ctx, run, durable=payload_file)
+    # an output's entry is saved durably at once (a crash must not store it twice); the log's goes with the
+    # durable save before the final update, which follows it directly (a crash in between stores it again)
+    if payload_file:
+        persist(ctx, run, durable=True)
     ctx.log.info("file staged out", panda_id=run.panda_id, lfn=spec.lfn, surl=staged.surl,
                  fsize=staged.fsize, adler32=staged.adler32)
     failpoint("stageout_file")

@@ -49,9 +49,10 @@ def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
         run.final_pending = False
         if ctx.pilot_dir is not None:
             write_final_report(ctx, run)
-        # durable only for a dir that stays: a lost "done" after a crash only means the update is sent
-        # again (answered alreadydone), and a dir removed next needs no fsync of its state first
-        persist(ctx, run, machine_state="STAGEOUT", durable=run.keep_workdir)
+        # only for a dir that stays (then durably): one removed next needs no state; a "done" lost to a crash
+        # before the removal only means the update is sent again, and answered alreadydone
+        if run.keep_workdir:
+            persist(ctx, run, machine_state="STAGEOUT", durable=True)
         remove_workdir(ctx, run)
         return True
     if run not in ctx.outbox:
