@@ -1,6 +1,7 @@
 # Two set-up commands; each creates its own virtual environment (.venv) first.
 #   make demo   run the pilot on the bundled example queue with two pre-placed jobs
 #   make test   ruff, mypy and the whole test suite
+#   make bench-check   a quick benchmark run that fails on a regression of a ratio to its floor
 #   make reliability   the reliability campaign at full size; writes docs/reliability.md
 #   make dist   dist/pilot3.tar.gz, the tarball the production wrapper launches (reproducible)
 #   make panda-server-test   the pilot against a real panda-server 1.0.4 on 127.0.0.1 (root + apt; else skipped)
@@ -10,7 +11,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean reliability dist panda-server-test slurm-test
+.PHONY: demo test lint clean reliability dist panda-server-test slurm-test bench-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q
+
+bench-check: $(VENV)/.installed
+	$(PY) bench/check.py
 
 reliability: $(VENV)/.installed
 	$(PY) -m tests.reliability.report --scale full --output docs/reliability.md

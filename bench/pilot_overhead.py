@@ -1,22 +1,27 @@
 """Pilot overhead against the embedded dispatcher, beside floors measured in the same run (not a test).
 
-- per-job overhead: N trivial jobs (`true`) taken by one pilot; the pilot's time per job
-  (GETJOB entry to the next GETJOB entry, from its transition log) minus the payload's
-  own run time, beside the floor: the same HTTP calls (getJob, starting, running, final
-  update) made by a bare requests.Session, plus a bare fork/exec of `true`.
-- start to first getJob: spawn to the transition into GETJOB, beside a bare interpreter
-  importing the pilot's four dependencies.
-- watching: the pilot's CPU share, RSS and threads while a payload sleeps.
+- per job, from outside: the wall time of a pilot draining N2 trivial jobs (`true`) minus that of one
+  draining N1, divided by N2 - N1, beside the floor: the same four HTTP calls (getJob, starting,
+  running, final update, with the bodies a pilot sent, so the server's work is the same) made by a
+  bare requests.Session plus a fork/exec of `true`, measured the
+  same way. Runs are interleaved (floor, pilot, floor, pilot) and repeated; medians are kept, and
+  the ratio is the median of each repetition's ratio (the load of a shared machine cancels out).
+- per state: the median time per job in each state from the transition logs of those runs, beside
+  the floor of what the state physically needs (fork/exec of `true`, one HTTP call, a write+fsync
+  of a small file, tar+gzip of the job's log files, adler32 of the tarball).
+- start to first getJob, beside a bare interpreter importing the pilot's four dependencies.
+- watching: the pilot's CPU share, RSS and threads while a payload sleeps, RSS beside that bare
+  interpreter's.
 - SIGTERM: signal to the final update recorded by the dispatcher, and to the pilot's exit.
 
-Usage: python bench/pilot_overhead.py [--jobs 20] [--watch 30]
+Usage: python bench/pilot_overhead.py [--quick] [--record] [--repeat 5] [--jobs 10 30] [--watch 10]
+``--record`` writes bench/results/pilot_overhead.json and the README's performance section.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -24,15 +29,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import results
+from bench.floors import Floors, bare_interpreter, part_floors
 from tests.pilotrun import Launch, wait_for
 from tests.pilotserver import Dispatcher, job_spec
 
 QUIET = ("--heartbeat-interval", "1800", "--getjob-wait", "0", "-v", "1", "--min-free-disk", "1000")
+JOB_STATES = ("GETJOB", "VALIDATE", "STAGEIN", "RUNNING", "STAGEOUT")
+#: What each state physically needs, named after the part floors (bench/floors.py).
+STATE_FLOORS = {"GETJOB": ("HTTP call",), "VALIDATE": ("HTTP call",), "STAGEIN": (),
+                "RUNNING": ("fork/exec true", "HTTP call"),
+                "STAGEOUT": ("tar+gzip log", "adler32 log", "write+fsync", "write+fsync", "HTTP call")}
 
 
 def pilot_cmd(launch: Launch, url: str, *extra: str) -> list[str]:
@@ -40,122 +52,164 @@ def pilot_cmd(launch: Launch, url: str, *extra: str) -> list[str]:
             str(launch.dir), "--url", url, *QUIET, *extra]
 
 
-def new_launch(root: Path) -> Launch:
-    launch = Launch(root)
-    launch.dir.mkdir(parents=True)
-    return launch
+class Bench:
+    """One dispatcher, fresh launch dirs under ``root``."""
+
+    def __init__(self, server: Dispatcher, root: Path) -> None:
+        self.server, self.root, self.runs = server, root, 0
+        self.floors = Floors(server.url)
+
+    def launch(self) -> Launch:
+        self.runs += 1
+        launch = Launch(self.root / f"run{self.runs}")
+        launch.dir.mkdir(parents=True)
+        return launch
+
+    def pilot(self, n: int) -> tuple[float, float, list[dict[str, Any]]]:
+        """Wall seconds of a pilot draining ``n`` trivial jobs, spawn to first GETJOB, its records."""
+        self.server.submit(*[job_spec("", transformation="true") for _ in range(n)])
+        launch = self.launch()
+        spawned, start = time.time(), time.perf_counter()
+        subprocess.run(pilot_cmd(launch, self.server.url, "--timefloor", "600"), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=launch.dir)
+        wall = time.perf_counter() - start
+        records = launch.records()
+        assert sum(1 for r in records if r["source"] == "STAGEOUT") == n, "the pilot did not run every job"
+        first = next(r["time"] for r in records if r["dest"] == "GETJOB")
+        return wall, first - spawned, records
+
+    def learn_bodies(self, records: list[dict[str, Any]]) -> None:
+        """The floor sends what the pilot sent for its first job (from the dispatcher's history)."""
+        panda_id = next(r["job_id"] for r in records if r["job_id"] is not None)
+        for event, state, fields in self.server.query(
+                "SELECT event, state, fields FROM job_history WHERE PandaID = ? ORDER BY id", panda_id):
+            if event == "sent":
+                self.floors.bodies["acquire"] = json.loads(fields)
+            elif event == "update" and state in self.floors.bodies:
+                self.floors.bodies[state] = json.loads(fields)
+
+    def floor(self, n: int) -> float:
+        self.server.submit(*[job_spec("", transformation="true") for _ in range(n)])
+        return self.floors.jobs(n)
 
 
-def floor_per_job(server: Dispatcher, n: int) -> float:
-    """Seconds per job for the same four HTTP calls and a fork/exec of `true`, with no pilot logic."""
-    server.submit(*[job_spec("", transformation="true") for _ in range(n)])
-    session = requests.Session()
-    session.headers["Accept"] = "application/json"
-    base = f"{server.url}/server/panda"
-    start = time.perf_counter()
-    for _ in range(n):
-        job = session.post(f"{base}/getJob", data={"siteName": "TEST_QUEUE", "computingElement": "TEST_QUEUE",
-                                                    "prodSourceLabel": "managed", "node": "bench"}).json()
-        for state in ("starting", "running", "finished"):
-            session.post(f"{base}/updateJob", data={"jobId": str(job["PandaID"]), "state": state,
-                                                    "attemptNr": str(job["attemptNr"])}).raise_for_status()
-        subprocess.run(["true"], check=True)
-    return (time.perf_counter() - start) / n
+def per_state(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Seconds in each job state, one sample per job (a state left and entered again counts once each)."""
+    spent: dict[str, list[float]] = {state: [] for state in JOB_STATES}
+    for record, following in zip(records, records[1:]):
+        if record["dest"] in spent:
+            spent[record["dest"]].append(following["mono"] - record["mono"])
+    return spent
 
 
-def floor_imports() -> tuple[float, float]:
-    """Seconds to import the four dependencies in a bare interpreter, and that interpreter's RSS (MB)."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import transitions, requests, psutil, structlog"], check=True)
-    seconds = time.perf_counter() - start
-    code = "import transitions, requests, psutil, structlog, sys; print(flush=True); sys.stdin.read()"
-    bare = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert bare.stdout is not None and bare.stdin is not None
-    bare.stdout.readline()
-    rss = psutil.Process(bare.pid).memory_info().rss / 2**20
-    bare.stdin.close()
-    bare.wait(10)
-    return seconds, rss
+def outside_in(bench: Bench, small: int, large: int, repeat: int) -> dict[str, Any]:
+    """Per-job seconds from outside, pilot and floor interleaved, ``repeat`` times."""
+    pilots, floors, ratios, starts = [], [], [], []
+    states: dict[str, list[float]] = {state: [] for state in JOB_STATES}
+    cycles: list[float] = []
+    bench.learn_bodies(bench.pilot(1)[2])  # and a warm-up
+    for _ in range(repeat):
+        floor_small = bench.floor(small)
+        pilot_small, start, _ = bench.pilot(small)
+        floor_large = bench.floor(large)
+        pilot_large, _, records = bench.pilot(large)
+        pilot = (pilot_large - pilot_small) / (large - small)
+        floor = (floor_large - floor_small) / (large - small)
+        pilots.append(pilot)
+        floors.append(floor)
+        ratios.append(pilot / floor)
+        starts.append(start)
+        for state, samples in per_state(records).items():
+            states[state] += samples
+        entries = [r["mono"] for r in records if r["dest"] == "GETJOB"]
+        cycles += [b - a for a, b in zip(entries, entries[1:])]
+    return {"per_job_ms": ms(statistics.median(pilots)), "floor_ms": ms(statistics.median(floors)),
+            "ratio": round(statistics.median(ratios), 2), "cycle_ms": ms(statistics.median(cycles)),
+            "start_ms": ms(statistics.median(starts)),
+            "states_ms": {state: ms(statistics.median(samples)) for state, samples in states.items() if samples}}
 
 
-def pilot_per_job(server: Dispatcher, root: Path, n: int) -> tuple[float, list[float]]:
-    """Start-to-first-GETJOB and the per-job overheads (payload time taken out) of one pilot."""
-    server.submit(*[job_spec("", transformation="true") for _ in range(n)])
-    launch = new_launch(root)
-    spawned = time.time()
-    subprocess.run(pilot_cmd(launch, server.url, "--timefloor", "600"), check=True, capture_output=True,
-                   cwd=launch.dir)
-    records = launch.records()
-    entries = [r["time"] for r in records if r["dest"] == "GETJOB"]
-    ran = [r["time"] for r in records if r["dest"] == "RUNNING"]
-    left = [r["time"] for r in records if r["source"] == "RUNNING"]
-    per_job = [b - a - (done - began) for a, b, began, done in zip(entries, entries[1:], ran, left)]
-    return entries[0] - spawned, per_job
+def ms(seconds: float) -> float:
+    return round(seconds * 1e3, 2)
 
 
-def sleeping_pilot(server: Dispatcher, root: Path, seconds: int) -> tuple[subprocess.Popen[bytes], int]:
-    [panda_id] = server.submit(job_spec(f"-c 'exec sleep {seconds}'"))
-    launch = new_launch(root)
-    proc = subprocess.Popen(pilot_cmd(launch, server.url, "--timefloor", "0"), cwd=launch.dir,
+def sleeping_pilot(bench: Bench, seconds: int) -> tuple[subprocess.Popen[bytes], int]:
+    [panda_id] = bench.server.submit(job_spec(f"-c 'exec sleep {seconds}'"))
+    launch = bench.launch()
+    proc = subprocess.Popen(pilot_cmd(launch, bench.server.url, "--timefloor", "0"), cwd=launch.dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: server.status(panda_id)[panda_id] == "running", what="payload running")
+    wait_for(lambda: bench.server.status(panda_id)[panda_id] == "running", what="payload running")
     return proc, panda_id
 
 
-def watch_cost(server: Dispatcher, root: Path, seconds: float) -> dict[str, float]:
-    proc, _ = sleeping_pilot(server, root, int(seconds) + 60)
+def watch_cost(bench: Bench, seconds: float) -> dict[str, float]:
+    proc, _ = sleeping_pilot(bench, int(seconds) + 60)
     pilot = psutil.Process(proc.pid)
+    time.sleep(0.5)  # past the first heartbeat's aftermath: what a long wait looks like
     cpu0, t0 = pilot.cpu_times(), time.monotonic()
     time.sleep(seconds)
     cpu1, t1 = pilot.cpu_times(), time.monotonic()
     used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    result = {"cpu_percent": 100 * used / (t1 - t0), "rss_mb": pilot.memory_info().rss / 2**20,
-              "threads": float(pilot.num_threads())}
+    result = {"cpu_percent": round(100 * used / (t1 - t0), 3), "rss_mib": round(pilot.memory_info().rss / 2**20, 1),
+              "threads": pilot.num_threads()}
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
     return result
 
 
-def sigterm_times(server: Dispatcher, root: Path) -> tuple[float, float, int]:
-    proc, panda_id = sleeping_pilot(server, root, 300)
+def sigterm_times(bench: Bench) -> dict[str, float]:
+    proc, panda_id = sleeping_pilot(bench, 300)
     sent_wall, sent = time.time(), time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(30)
     exited = time.perf_counter() - sent
-    [(updated,)] = server.query("SELECT time FROM job_history WHERE PandaID = ? AND state = 'failed'", panda_id)
-    return float(updated) - sent_wall, exited, code
+    [(updated,)] = bench.server.query("SELECT time FROM job_history WHERE PandaID = ? AND state = 'failed'",
+                                      panda_id)
+    return {"sigterm_update_ms": ms(float(updated) - sent_wall), "sigterm_exit_ms": ms(exited), "exit_code": code}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--watch", type=float, default=30.0)
-    opts = parser.parse_args()
+def stored_log(server: Dispatcher) -> Path:
+    """The newest job log tarball on the dispatcher's storage: the files a job's tarball really holds."""
+    return max(server.storage.rglob("*.tgz"), key=lambda p: p.stat().st_mtime)
+
+
+def measure(opts: argparse.Namespace) -> dict[str, Any]:
+    small, large = opts.jobs
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = Dispatcher(root / "dispatcher").start()
         try:
-            floor = floor_per_job(server, opts.jobs)
-            imports, bare_rss = floor_imports()
-            start, per_job = pilot_per_job(server, root / "jobs", opts.jobs)
-            watch = watch_cost(server, root / "watch", opts.watch)
-            to_update, to_exit, code = sigterm_times(server, root / "sigterm")
+            bench = Bench(server, root / "runs")
+            jobs = outside_in(bench, small, large, opts.repeat)
+            parts = {name: ms(s) for name, s in part_floors(bench.floors, stored_log(server)).items()}
+            imports, bare_rss = bare_interpreter()
+            watch = watch_cost(bench, opts.watch)
+            sigterm = sigterm_times(bench) if not opts.quick else {}
         finally:
             server.stop()
-    median = statistics.median(per_job)
-    print(f"{'metric':46} {'fsm-pilot':>12} {'floor (same run)':>18}")
-    print(f"{'per-job overhead, trivial payload (median)':46} {median * 1e3:10.1f}ms {floor * 1e3:16.1f}ms")
-    print(f"{'start to first getJob':46} {start * 1e3:10.0f}ms {imports * 1e3:16.0f}ms (imports)")
-    print(f"{'pilot CPU while a payload sleeps':46} {watch['cpu_percent']:11.3f}%")
-    print(f"{'pilot RSS while watching':46} {watch['rss_mb']:9.1f}MB {bare_rss:15.1f}MB (bare imports)")
-    print(f"{'pilot threads while watching':46} {int(watch['threads']):>12}")
-    print(f"{'SIGTERM to final update at the server':46} {to_update * 1e3:10.0f}ms")
-    print(f"{'SIGTERM to exit (exit code)':46} {to_exit * 1e3:10.0f}ms ({code})")
-    print(json.dumps({"per_job_ms": median * 1e3, "floor_ms": floor * 1e3, "start_ms": start * 1e3,
-                      "import_floor_ms": imports * 1e3, "bare_rss_mb": bare_rss, **watch,
-                      "sigterm_update_ms": to_update * 1e3,
-                      "sigterm_exit_ms": to_exit * 1e3, "exit_code": code, "pid": os.getpid()}))
+    return {"jobs": [small, large], "repeat": opts.repeat, **jobs, "part_floors_ms": parts,
+            "state_floors_ms": {state: round(sum(parts[p] for p in STATE_FLOORS[state]), 2) for state in JOB_STATES},
+            "import_floor_ms": ms(imports), "bare_rss_mib": round(bare_rss, 1), **watch, **sigterm}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--jobs", type=int, nargs=2, default=None, metavar=("N1", "N2"))
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--watch", type=float, default=None)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: fewer jobs and repeats, no SIGTERM")
+    parser.add_argument("--record", action="store_true", help="write the results and the README section")
+    opts = parser.parse_args()
+    opts.jobs = opts.jobs or ([3, 9] if opts.quick else [10, 30])
+    opts.repeat = opts.repeat or (3 if opts.quick else 5)
+    opts.watch = opts.watch if opts.watch is not None else (1.0 if opts.quick else 10.0)
+    found = measure(opts)
+    print(results.pilot_table(found))
+    print(json.dumps(found))
+    if opts.record:
+        results.record("pilot_overhead", found)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,8 @@ records have the pilot's sizes (about 330 to 1100 bytes).
 Memory: peak RSS growth over the RSS before each run (sampled every 5 ms), and
 the peak of Python allocations under tracemalloc for replay (a separate run).
 
-Usage: python bench/replay_throughput.py [--lines 1000000] [--keep]
+Usage: python bench/replay_throughput.py [--lines 1000000] [--keep] [--record]
+``--record`` writes bench/results/replay_throughput.json and the README's performance section.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import results
 from fsm_pilot.replay import replay
 from fsm_pilot.replay_cli import TextRenderer
 
@@ -131,33 +133,53 @@ def measure(run: Callable[[], object]) -> tuple[float, int, object]:
     return seconds, max(peak, proc.memory_info().rss) - before, result
 
 
+def measure_replay(lines: int, keep: bool = False, verbose: bool = True) -> dict[str, Any]:
+    """Write a ``lines``-line log, then time the floor, replay and replay + text on it (interleaved order)."""
+    fd, name = tempfile.mkstemp(prefix="replay-bench-", suffix=".jsonl")
+    os.close(fd)
+    path = Path(name)
+    found: dict[str, Any] = {}
+    try:
+        start = time.perf_counter()
+        found["lines"] = write_log(path, lines)
+        found["megabytes"] = round(path.stat().st_size / 1e6, 1)
+        if verbose:
+            print(f"log: {found['lines']} lines, {found['megabytes']:.0f} MB, written in "
+                  f"{time.perf_counter() - start:.1f} s")
+        runs = (("floor", "floor (read + json.loads)", lambda: floor(path)), ("replay", "replay", lambda: replay(path)),
+                ("text", "replay + text report", lambda: replay_text(path)))
+        for key, label, run in runs:
+            seconds, grown, result = measure(run)
+            status = getattr(getattr(result, "verdict", None), "status", "legal")
+            assert status == "legal", result
+            found[f"{key}_s"], found[f"{key}_rss_mb"] = round(seconds, 3), round(grown / 1e6, 1)
+            if verbose:
+                print(f"{label:<27} {seconds:6.2f} s  {found['lines'] / seconds:>10,.0f} lines/s  "
+                      f"peak RSS +{grown / 1e6:.1f} MB")
+        found["ratio"] = round(found["replay_s"] / found["floor_s"], 2)
+        tracemalloc.start()
+        replay(path)
+        found["tracemalloc_peak_kb"] = round(tracemalloc.get_traced_memory()[1] / 1e3)
+        tracemalloc.stop()
+    finally:
+        if keep:
+            print(f"kept {path}")
+        else:
+            path.unlink()
+    return found
+
+
 def main() -> int:
     cli = argparse.ArgumentParser(description="replay throughput and memory on a long legal log")
     cli.add_argument("--lines", type=int, default=1_000_000)
     cli.add_argument("--keep", action="store_true", help="keep the generated log and print its path")
+    cli.add_argument("--record", action="store_true", help="write the results and the README section")
     ns = cli.parse_args()
-    fd, name = tempfile.mkstemp(prefix="replay-bench-", suffix=".jsonl")
-    os.close(fd)
-    path = Path(name)
-    try:
-        start = time.perf_counter()
-        lines = write_log(path, ns.lines)
-        print(f"log: {lines} lines, {path.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - start:.1f} s")
-        for label, run in (("floor (read + json.loads)", lambda: floor(path)), ("replay", lambda: replay(path)),
-                           ("replay + text report", lambda: replay_text(path))):
-            seconds, grown, result = measure(run)
-            print(f"{label:<27} {seconds:6.2f} s  {lines / seconds:>10,.0f} lines/s  peak RSS +{grown / 1e6:.1f} MB")
-            status = getattr(getattr(result, "verdict", None), "status", "legal")
-            assert status == "legal", result
-        tracemalloc.start()
-        replay(path)
-        print(f"replay under tracemalloc: peak Python allocations {tracemalloc.get_traced_memory()[1] / 1e3:.0f} kB")
-        tracemalloc.stop()
-    finally:
-        if ns.keep:
-            print(f"kept {path}")
-        else:
-            path.unlink()
+    found = measure_replay(ns.lines, ns.keep)
+    print(f"replay / floor: {found['ratio']:.2f}x; under tracemalloc: peak Python allocations "
+          f"{found['tracemalloc_peak_kb']} kB")
+    if ns.record:
+        results.record("replay_throughput", found)
     return 0
 
 

@@ -193,7 +193,7 @@ def main() -> None:
     report = render(rows, rates, size, args)
     print(report, end="")
     if args.readme:
-        from readme_block import write_block  # bench/ is on the path: this script runs from it
+        from bench.readme_block import write_block
 
         write_block("stageout", report)
 

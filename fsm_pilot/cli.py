@@ -63,6 +63,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     start_wall, start_mono = time.time(), time.monotonic()
     sig = signals.install()
+    from fsm_pilot.lean import skip_unused
+
+    skip_unused()
     args = run_args(ns)
     env = dict(os.environ)
     try:

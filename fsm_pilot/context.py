@@ -109,6 +109,8 @@ class JobRun:
     #: outbox retries: attempts so far and when the next one is due (monotonic)
     retries: int = 0
     next_retry: float = 0.0
+    #: sizes of pilot.log and the transition log when the job was taken: its part of each (fsm_pilot.joblogs)
+    log_start: tuple[int, int] | None = None
 
     @property
     def panda_id(self) -> int:
@@ -165,6 +167,10 @@ class Context:
     clock: Clock | None = None
     #: why the pilot takes no more jobs ("SIGUSR1", "drain file <path>"), once it was asked to
     drain: str | None = None
+    #: pilot.log's size when the first job was taken (the head every job's log tarball includes), and
+    #: where the last job's tarball stopped reading it (the next job's part starts there): fsm_pilot.joblogs
+    log_head: int | None = None
+    log_cut: int | None = None
 
     def setting(self, name: str) -> float:
         """A resolved setting's value."""

@@ -13,7 +13,6 @@ the final update at most FINAL_UPDATE_SECONDS; then the pilot aborts.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from fsm_pilot.errors import SIGNAL_ERRORS, PilotError, PilotFailure
 from fsm_pilot.failpoints import failpoint
 from fsm_pilot.harvester.mode import files_mode as harvester_files
 from fsm_pilot.job import FileSpec
+from fsm_pilot.joblogs import job_log_files
 from fsm_pilot.jobstate import persist
 from fsm_pilot.outbox import deliver
 from fsm_pilot.report import write_final_report
@@ -81,7 +81,10 @@ def _put(ctx: Context, run: JobRun, spec: FileSpec, src: Path, activity: str, *,
                     expected=expected)
     run.xml[spec.lfn] = {"guid": guid, "fsize": staged.fsize, "adler32": staged.adler32,
                          "surl": staged.surl, "endpoint": staged.endpoint}
-    persist(ctx, run, durable=True)
+    # an output's entry is saved durably at once (a crash must not store it twice); the log's goes with the
+    # durable save before the final update, which follows it directly (a crash in between stores it again)
+    if payload_file:
+        persist(ctx, run, durable=True)
     ctx.log.info("file staged out", panda_id=run.panda_id, lfn=spec.lfn, surl=staged.surl,
                  fsize=staged.fsize, adler32=staged.adler32)
     failpoint("stageout_file")
@@ -147,26 +150,8 @@ def _stopped_by_signal(ctx: Context, run: JobRun, signum: int | None) -> None:
                     outputs=len(run.job.outputs))
 
 
-def _transition_slice(ctx: Context, run: JobRun, origin: Path) -> Path | None:
-    """This job's records of ``origin``'s transition log, as a file for the log tarball."""
-    translog = origin / "transitions.jsonl"
-    if ctx.pilot_dir is None or not translog.is_file():
-        return None
-    out = ctx.pilot_dir / f".transitions-{run.panda_id}.jsonl"
-    # a dead pilot's log is read as it is: a damaged byte becomes U+FFFD and its line is skipped or kept
-    with open(translog, encoding="utf-8", errors="replace") as src, open(out, "w", encoding="utf-8") as dst:
-        for line in src:
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):  # a dead pilot's last line may be cut short
-                continue
-            if isinstance(record, dict) and record.get("job_id") == run.panda_id:
-                dst.write(line)
-    return out
-
-
 def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
-    """Tar the job dir (without inputs and outputs) with pilot.log and the job's transitions; store it.
+    """Tar the job dir (without inputs and outputs) with the job's part of pilot.log and its transitions; store it.
 
     ``origin`` is the pilot dir whose pilot.log and transition log go in: this
     pilot's, or a dead pilot's when its job is recovered.
@@ -181,10 +166,7 @@ def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
     # as Pilot 3: neither inputs nor outputs go into the log (outputs are stored on their own)
     files = [*run.job.inputs, *run.job.outputs] if run.job is not None else []
     excluded = {f.lfn for f in files}
-    extra = [(origin / "pilot.log", "pilot.log")] if (origin / "pilot.log").is_file() else []
-    slice_path = _transition_slice(ctx, run, origin)
-    if slice_path is not None:
-        extra.append((slice_path, "transitions.jsonl"))
+    extra = job_log_files(ctx, run, origin)
     heartbeat_if_due(ctx, run)
     tarball = ctx.pilot_dir / log.lfn
     try:
@@ -195,8 +177,8 @@ def stage_log(ctx: Context, run: JobRun, origin: Path | None = None) -> None:
         run.fail(exc.error, exc.diag)
     finally:
         tarball.unlink(missing_ok=True)
-        if slice_path is not None:
-            slice_path.unlink(missing_ok=True)
+        for path, _name in extra:
+            path.unlink(missing_ok=True)
 
 
 def write_output_list(ctx: Context, run: JobRun) -> None:

@@ -5,8 +5,12 @@ It holds everything a later pilot needs to finish the job if this one dies
 far, which outputs are stored and where, the payload's identity, and the
 final update while it is undelivered (the outbox). Writes go to a temp file
 and are renamed into place, so a reader sees the old state or the new one;
-the saves that matter after a reboot (payload started, an output stored, the
-outcome decided, the update delivered) are fsynced first.
+the saves that matter after a crash of the node (an output stored, the outcome
+decided before its update is sent, the update delivered for a dir that is kept)
+are fsynced first. The others need no fsync: a pilot killed any way but with its
+node leaves them in the page cache, and the next durable save carries them. The
+payload's identity is one of those: it serves to kill an orphaned payload, and
+a crash of the node has killed it already.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def write_atomic(path: Path, data: object, durable: bool) -> None:
     """Temp file, optional fsync, rename, optional fsync of the dir: all or nothing."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"), default=str)
+        f.write(json.dumps(data, separators=(",", ":"), default=str))  # dumps: C encoder; dump: pure Python
         if durable:
             f.flush()
             os.fsync(f.fileno())

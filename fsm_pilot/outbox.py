@@ -49,7 +49,10 @@ def deliver(ctx: Context, run: JobRun, within: float | None) -> bool:
         run.final_pending = False
         if ctx.pilot_dir is not None:
             write_final_report(ctx, run)
-        persist(ctx, run, machine_state="STAGEOUT", durable=True)
+        # only for a dir that stays (then durably): one removed next needs no state; a "done" lost to a crash
+        # before the removal only means the update is sent again, and answered alreadydone
+        if run.keep_workdir:
+            persist(ctx, run, machine_state="STAGEOUT", durable=True)
         remove_workdir(ctx, run)
         return True
     if run not in ctx.outbox:

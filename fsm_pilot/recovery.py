@@ -22,14 +22,11 @@ from typing import Any
 
 from fsm_pilot.context import Context, JobRun
 from fsm_pilot.errors import PilotError, PilotFailure
-from fsm_pilot.finish import stage_log, stage_outputs
 from fsm_pilot.job import job_identity, parse_job
 from fsm_pilot.jobstate import error_of, load, persist
 from fsm_pilot.liveness import boot_id, owner_alive
-from fsm_pilot.outbox import deliver
 from fsm_pilot.payload.ownership import members
 from fsm_pilot.payload.subreaper import DEAD_STATES, read_stat, scan_procs, send_signal
-from fsm_pilot.report import write_final_report
 from fsm_pilot.reporting import update_fields
 
 PILOT_DIR_PREFIXES = ("Panda_Pilot_", "PanDA_Pilot3_")
@@ -122,6 +119,10 @@ def restore(job_dir: Path, state: dict[str, Any]) -> JobRun:
 
 def settle(ctx: Context, run: JobRun, state: dict[str, Any], deadline: float) -> Recovered:
     """Decide, store and report the outcome of one dead pilot's job."""
+    from fsm_pilot.finish import stage_log, stage_outputs  # stage-out: loaded only when a job is recovered
+    from fsm_pilot.outbox import deliver
+    from fsm_pilot.report import write_final_report
+
     killed = kill_orphaned_payload(state.get("payload"))
     where = str(state.get("machine_state"))
     if run.state in ("starting", "running"):

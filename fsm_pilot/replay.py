@@ -94,11 +94,30 @@ def _shape_problem(record: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: Verdicts of the edge rules by (state, event, dest, guard evidence): a long log repeats a few dozen.
+_EDGE_VERDICTS: dict[tuple[object, ...], str | None] = {}
+_EDGE_VERDICTS_MAX = 4096
+
+
 def check_record(record: Mapping[str, Any], expected_seq: int, state: str) -> str | None:
     """Why ``record`` is illegal after ``state``, or None."""
     why = _header_problem(record, expected_seq, state) or _shape_problem(record)
     if why is not None or not record.get("ok"):
         return why  # a refused attempt leaves the state as it was
+    key = (state, record["event"], record.get("dest"), *[(g["guard"], g.get("allowed")) for g in record["guards"]])
+    try:
+        return _EDGE_VERDICTS[key]
+    except KeyError:
+        verdict = _edge_problem(record, state)
+    except TypeError:  # evidence that cannot be a key (a list where a bool belongs): judged, not kept
+        return _edge_problem(record, state)
+    if len(_EDGE_VERDICTS) < _EDGE_VERDICTS_MAX:
+        _EDGE_VERDICTS[key] = verdict
+    return verdict
+
+
+def _edge_problem(record: Mapping[str, Any], state: str) -> str | None:
+    """The edge taken must be declared from ``state`` and agree with the recorded guard evidence."""
     candidates = _edge_table().get((record["event"], state))
     if not candidates:
         return f"event {record['event']!r} is not declared from {state}"

@@ -108,21 +108,26 @@ def usage_fields(run: JobRun) -> dict[str, object]:
     return fields
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
+def write_json_atomic(path: Path, data: object, *, durable: bool = True) -> None:
+    """Write, fsync (if ``durable``), rename: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def write_final_report(ctx: Context, run: JobRun) -> Path:
-    """Write the final report next to the job dir and return its path."""
+    """Write the final report next to the job dir and return its path.
+
+    Not fsynced: it is for people and wrappers; what survives a crash of the node is the job's
+    state file, saved durably with the same fields before the update is sent (fsm_pilot.jobstate).
+    """
     assert ctx.pilot_dir is not None
     path = ctx.pilot_dir / f"final_update_{run.panda_id}.json"
     write_json_atomic(path, {**final_update(ctx, run), "fsm_pilot_pending": run.final_pending,
-                             "fsm_pilot_refused": run.refused})
+                             "fsm_pilot_refused": run.refused}, durable=False)
     run.reported = True
     return path

@@ -116,15 +116,17 @@ def _wait_seconds(watch: Watch, next_beat: float) -> float:
 def _release_memory() -> None:
     """Before a long wait: collect young garbage (cheap) and hand freed heap back to the OS (malloc_trim).
 
-    Measured: RSS while watching 35.4 -> 34.9 MB, for well under a millisecond per job.
+    Measured: RSS while watching 35.4 -> 34.9 MB, for well under a millisecond per job. The C
+    library is the one already loaded (no dlopen per job).
     """
-    import contextlib
-    import ctypes
     import gc
 
+    from fsm_pilot.payload.subreaper import libc
+
     gc.collect(1)
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = getattr(libc(), "malloc_trim", None)  # not glibc: nothing to trim
+    if trim is not None:
+        trim(0)
 
 
 def watch_payload(ctx: Context, run: JobRun, payload: Payload, watch: Watch) -> Ending:

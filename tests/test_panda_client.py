@@ -291,3 +291,22 @@ def test_get_json_documents(stub: StubPanda) -> None:
                        ("file:///etc/passwd", "not an http")]:
         with pytest.raises(PilotFailure, match=match):
             client.get_json(url)
+
+
+@pytest.mark.parametrize("bypass", [False, True], ids=["through-proxy", "no_proxy"])
+def test_proxy_from_the_environment_read_once_is_honoured(stub: StubPanda, monkeypatch: pytest.MonkeyPatch,
+                                                          bypass: bool) -> None:
+    # the client reads the proxies once (not at every call): HTTP_PROXY is still used, NO_PROXY still bypasses it
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    reply = v1([{"job_id": 1, "status": "running", "attempt_number": 0}])
+    with running_stub() as proxy:
+        proxy.on(STATUS, reply)
+        stub.on(STATUS, reply)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        if bypass:
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        client = client_for(stub, api="v1")
+        monkeypatch.delenv("HTTP_PROXY")  # read at creation: later changes do not matter
+        assert client.get_status([1]) == {1: "running"}
+    assert (proxy.count(STATUS), stub.count(STATUS)) == ((0, 1) if bypass else (1, 0))

@@ -181,12 +181,19 @@ def test_exec_failure(tmp_path: Path, case: str) -> None:
     assert "cannot execute" in info.value.diag
 
 
-def test_rlimit_as_applied_and_output_appended(tmp_path: Path) -> None:
+@pytest.mark.parametrize("limit_mib", [64 * 1024, 16], ids=["inherited", "preexec"])
+def test_rlimit_as_applied_and_output_appended(tmp_path: Path, limit_mib: int) -> None:
+    # 64 GiB: far above this process, so the child inherits a lowered soft limit and gets its hard one by
+    # prlimit (vfork); 16 MiB: below this process's own size, so the child sets both itself (fork + preexec_fn)
+    import resource
+
+    own = resource.getrlimit(resource.RLIMIT_AS)
     (tmp_path / "out").write_text("before\n")
-    payload = start_payload(["sh", "-c", "ulimit -v"], tmp_path, tmp_path / "out", tmp_path / "err",
-                            env_for(tmp_path), rlimit_as=512 * 1024 * 1024)
+    payload = start_payload(["sh", "-c", "ulimit -S -v; ulimit -H -v"], tmp_path, tmp_path / "out",
+                            tmp_path / "err", env_for(tmp_path), rlimit_as=limit_mib * 1024 * 1024)
     assert wait_payload(payload, None, DEADLINE) == "exited"
-    assert (tmp_path / "out").read_text() == f"before\n{512 * 1024}\n"
+    assert (tmp_path / "out").read_text() == f"before\n{limit_mib * 1024}\n{limit_mib * 1024}\n"
+    assert resource.getrlimit(resource.RLIMIT_AS) == own  # the pilot's own limits are restored
 
 
 def test_kill_simple_sleep(tmp_path: Path, cleanup: list[psutil.Process]) -> None:

@@ -232,3 +232,21 @@ def test_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
         tracemalloc.stop()
         assert (report.verdict.status, report.timeline.jobs) == ("legal", jobs + 2)
     assert peaks[1] < 1.5 * peaks[0] + 64 * 1024, peaks
+
+
+def test_edge_verdicts_are_the_same_when_remembered() -> None:
+    # the edge rules' verdicts are kept by (state, event, dest, evidence): a second look must agree with the first
+    records = fixture_records()
+    last_job_done = max(i for i, r in enumerate(records) if r["event"] == "job_done")
+    record, state = records[last_job_done], records[last_job_done]["source"]
+    seq = record["seq"]
+    assert check_record(record, seq, state) is None
+    flipped = deepcopy(record)
+    refused = next(g for g in flipped["guards"] if g["allowed"] is False)
+    refused["allowed"] = True  # the guard that ended the loop now allowed it: the edge taken disagrees
+    first = check_record(flipped, seq, state)
+    assert first is not None and check_record(flipped, seq, state) == first
+    assert check_record(record, seq, state) is None
+    odd = deepcopy(record)
+    odd["guards"][0]["allowed"] = ["not", "hashable"]  # cannot be a key: judged without being remembered
+    assert check_record(odd, seq, state) is None  # not a refusal, and max_jobs refused: the loop still ends

@@ -121,6 +121,8 @@ class Transport:
                  rng: random.Random | None = None) -> None:
         self.session = session
         self.auth = auth
+        #: how to verify the server (the auth's; PandaClient resolves the environment's CA bundle into it)
+        self.verify: bool | str = auth.verify
         self.policy = policy
         self.log = log
         self.sleep = sleep or _plain_sleep
@@ -187,7 +189,7 @@ class Transport:
         try:
             response = self.session.request(
                 call.method, call.url, json=call.json, data=call.form, params=call.params, headers=headers,
-                timeout=timeout, verify=self.auth.verify, cert=self.auth.cert)
+                timeout=timeout, verify=self.verify, cert=self.auth.cert)
             text = response.content.decode("utf-8", errors="replace")
         except requests.exceptions.SSLError as err:
             raise self._fatal(call, f"TLS failure: {err}") from None

@@ -51,7 +51,7 @@ class ProcStat(NamedTuple):
 
 
 @functools.lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL | None:
+def libc() -> ctypes.CDLL | None:
     """The already-loaded C library (CDLL(None): no find_library, which spawns ldconfig)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -63,13 +63,13 @@ def _libc() -> ctypes.CDLL | None:
 
 def _prctl(option: int, arg: int | ctypes.c_int) -> bool:
     """Call prctl(2) via ctypes; False when libc or the call is unavailable."""
-    libc = _libc()
-    if libc is None:
+    lib = libc()
+    if lib is None:
         return False
     try:
         value = ctypes.byref(arg) if isinstance(arg, ctypes.c_int) else ctypes.c_ulong(arg)
         zero = ctypes.c_ulong(0)
-        return int(libc.prctl(ctypes.c_int(option), value, zero, zero, zero)) == 0
+        return int(lib.prctl(ctypes.c_int(option), value, zero, zero, zero)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -91,8 +91,11 @@ def is_subreaper() -> bool:
 def read_stat(pid: int) -> ProcStat | None:
     """Parse /proc/<pid>/stat; None if the process is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)  # no file object: a scan reads every process's
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
         # comm (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = data[data.rindex(b")") + 2 :].split()
         return ProcStat(pid, int(fields[1]), fields[0].decode(), int(fields[2]), int(fields[3]), int(fields[19]))

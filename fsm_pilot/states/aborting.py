@@ -12,7 +12,6 @@ from fsm_pilot.context import Context, JobRun, Outcome
 from fsm_pilot.errors import SIGNAL_ERRORS, PilotError
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.failpoints import failpoint
-from fsm_pilot.finish import FINAL_UPDATE_SECONDS, finish_job
 from fsm_pilot.jobstate import persist
 from fsm_pilot.signals import name_of
 
@@ -47,6 +46,8 @@ def step(ctx: Context) -> Outcome:
         run.fail(error, diag)
         persist(ctx, durable=True)  # first: a SIGKILL soon after still leaves the outcome on disk
         failpoint("aborting")
+        from fsm_pilot.finish import FINAL_UPDATE_SECONDS, finish_job  # ~15 ms, on this path only
+
         finish_job(ctx, run, with_outputs=False, within=FINAL_UPDATE_SECONDS)
     if ctx.signals.first is not None:
         signum = ctx.signals.first

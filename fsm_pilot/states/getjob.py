@@ -9,6 +9,7 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.job import job_identity
 from fsm_pilot.jobids import record_job_id
+from fsm_pilot.joblogs import mark_job_start
 from fsm_pilot.jobsource import next_job
 from fsm_pilot.outbox import flush
 
@@ -38,6 +39,7 @@ def step(ctx: Context) -> Outcome:
     ctx.taken.add(identity.panda_id)
     record_job_id(ctx, identity.panda_id)  # at once: the wrapper reads it even after a kill
     ctx.job = JobRun(identity=identity, record=found.record)
+    mark_job_start(ctx, ctx.job)
     ctx.job.timings["getjob"] = time.monotonic() - started
     if not ctx.jobs_run:
         ctx.job.timings["initial_setup"] = started - ctx.start_mono

@@ -101,7 +101,7 @@ def step(ctx: Context) -> Outcome:
     run.state = "running"
     run.payload_identity = {"pid": payload.pid, "start_ticks": payload.start_ticks, "sid": payload.sid,
                             "mark": payload.mark, "boot_id": boot_id()}
-    persist(ctx, durable=True)
+    persist(ctx)  # no fsync: the identity serves to kill an orphaned payload, which a crash of the node kills
     ctx.log.info("payload started", panda_id=run.panda_id, pid=payload.pid)
     watch = start_watch(ctx, run, payload)
     run.usage = watch.usage  # heartbeats report what it measured so far

@@ -9,11 +9,12 @@ from fsm_pilot.context import Context, Outcome
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.facts import measure
 from fsm_pilot.failpoints import failpoint
-from fsm_pilot.finish import finish_job
 
 
 def step(ctx: Context) -> Outcome:
     """End the held job, then hand the another-job decision to the guards."""
+    from fsm_pilot.finish import finish_job  # stage-out and its storage code: not in memory while a payload runs
+
     run = ctx.job
     assert run is not None
     failpoint("stageout_start")

@@ -110,12 +110,14 @@ def _write(
     with os.fdopen(fd, "wb") as raw:
         summed = Adler32Writer(raw)
         # the writer has all gzip needs (write, flush), not the whole IO[bytes] interface
-        with tarfile.open(fileobj=summed, mode="w:gz", compresslevel=_COMPRESSLEVEL) as tar:  # type: ignore[call-overload]
+        # GNU format, as GNU tar writes it: PAX (the default) adds a header block per member for its float mtime
+        with tarfile.open(fileobj=summed, mode="w:gz", compresslevel=_COMPRESSLEVEL,  # type: ignore[call-overload]
+                          format=tarfile.GNU_FORMAT) as tar:
             _add_job_dir(tar, job, root, exclude)
             for path, arcname in extras:
                 _add_extra(tar, path, f"{root}/{arcname}")
-        raw.flush()
-        os.fsync(raw.fileno())
+    # not fsynced: the tarball is a temp file, copied (and that copy made durable) then removed; after a
+    # crash the job's recovery makes it again
     return summed.result()
 
 
