@@ -55,6 +55,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     import socket
     import time
 
+    from fsm_pilot.lean import skip_unused
+
+    skip_unused()  # before structlog and requests are imported: what they would load and a pilot never uses
     from fsm_pilot import config, driver, logsetup, machine, signals
     from fsm_pilot.context import Context
     from fsm_pilot.errors import PilotFailure
@@ -63,9 +66,6 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     start_wall, start_mono = time.time(), time.monotonic()
     sig = signals.install()
-    from fsm_pilot.lean import skip_unused
-
-    skip_unused()
     args = run_args(ns)
     env = dict(os.environ)
     try:

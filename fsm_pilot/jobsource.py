@@ -16,7 +16,6 @@ from fsm_pilot.context import Context
 from fsm_pilot.credentials import CREDENTIAL_ERRORS
 from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.job import job_identity
-from fsm_pilot.jobfile import read_job_records
 from fsm_pilot.server import deadline, getjob_request, reports
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ def uses_file(ctx: Context) -> bool:
 
 def from_file(ctx: Context) -> Found:
     """The first job in the file this pilot has not taken (the file is re-read: Harvester may replace it)."""
+    from fsm_pilot.jobfile import read_job_records  # pre-placed jobs only: not in a server pilot's memory
+
     path = job_file(ctx)
     try:
         records = read_job_records(path)
@@ -76,9 +77,11 @@ def from_file(ctx: Context) -> Found:
 
 def next_job(ctx: Context) -> Found:
     """The next job: Harvester's (asked for through files) in Harvester mode, else a pre-placed one or the server's."""
-    from fsm_pilot.harvester import jobrequest, mode
+    from fsm_pilot.harvester import mode
 
     if mode.active(ctx):
+        from fsm_pilot.harvester import jobrequest  # Harvester mode only: not in other pilots' memory
+
         return jobrequest.from_harvester(ctx)
     return from_file(ctx) if uses_file(ctx) else from_server(ctx)
 

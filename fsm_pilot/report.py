@@ -16,7 +16,6 @@ from pathlib import Path
 
 from fsm_pilot import __version__
 from fsm_pilot.context import Context, JobRun
-from fsm_pilot.flightrecord import flight_record
 from fsm_pilot.redact import redact
 
 #: The pilot's own log in the pilot dir (fsm_pilot.states.init).
@@ -87,6 +86,8 @@ def final_update(ctx: Context, run: JobRun) -> dict[str, object]:
 
 def _flight_record(ctx: Context) -> str:
     """A failed or interrupted job's pilotLog: the last transitions and the tail of pilot.log."""
+    from fsm_pilot.flightrecord import flight_record  # failures only: not in memory while a payload runs
+
     return flight_record(ctx.translog.recent, ctx.pilot_dir / LOG_NAME if ctx.pilot_dir else None)
 
 

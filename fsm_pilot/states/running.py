@@ -21,7 +21,6 @@ from fsm_pilot.errors import PilotError, PilotFailure
 from fsm_pilot.exitcodes import Reason
 from fsm_pilot.jobstate import mark_maxed_out, persist
 from fsm_pilot.liveness import boot_id
-from fsm_pilot.logtail import stderr_tail
 from fsm_pilot.payload import Payload, kill_tree, start_payload
 from fsm_pilot.payload.environment import payload_environment
 from fsm_pilot.watch import Ending, Watch, start_watch, watch_payload
@@ -120,6 +119,8 @@ def _outcome(ctx: Context, run: JobRun, ending: Ending, returncode: int, watch: 
         _record_exit(run, returncode)
         ctx.log.info("payload ended", panda_id=run.panda_id, returncode=returncode, state=run.state)
         if run.state == "failed" and run.workdir is not None:  # into pilot.log, and so into pilotLog
+            from fsm_pilot.logtail import stderr_tail  # failed payloads only: not in memory while one runs
+
             ctx.log.warning("payload stderr", panda_id=run.panda_id,
                             tail=stderr_tail(run.workdir / "payload.stderr"))
         return "payload_done", Reason(f"payload ended with {returncode}", run.error)
