@@ -55,7 +55,8 @@ def defer(name: str, functions: tuple[str, ...] = ()) -> None:
     real module, which replaces the stand-in (in sys.modules and on its parent package), and returns
     the real attribute; a module that bound the stand-in keeps reading through it. ``functions`` are
     names a library takes at import (``from name import f``): the stand-in has them as forwarders
-    that load the real module when called. Submodules import as usual (``__path__`` is the real one).
+    that load the real module when called. Importing a submodule first (``import name.sub``) loads
+    the real package, then the submodule once (:class:`_RealParentFirst`).
     Python's own importlib.util.LazyLoader cannot do this: the next ``import name`` reads the
     module's ``__spec__``, which loads it.
     """
