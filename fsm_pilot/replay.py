@@ -336,7 +336,8 @@ class _Run:
         other goes through :meth:`feed`, the full rules, which name what is wrong.
         A remembered key was built from a record that passed them, so a hit also
         vouches for the types of event, dest and the guard names (only a str
-        equals a str); the verdicts of the full rules are the ones remembered.
+        equals a str), and for a current state that is not terminal (the rules
+        stop at a terminal state before an edge is judged).
         """
         decode, fields, pair, verdicts, terminals, add = (_DECODE, _FIELDS, _GUARD_PAIR, _EDGE_VERDICTS, TERMINALS,
                                                           self.timeline.take)
@@ -352,9 +353,9 @@ class _Run:
             except (ValueError, KeyError, TypeError):  # the full rules say which
                 common = False
             if (common and source == state and seq == seq_before + 1 and type(seq) is int and ok is True
-                    and v == SCHEMA_VERSION and type(v) is int and dest not in terminals and state not in terminals
+                    and v == SCHEMA_VERSION and type(v) is int and dest not in terminals
                     and type(guards) is list and type(pilot_id) is str and type(reason) is dict
-                    and type(time) is float and type(mono) is float
+                    and type(time) is type(mono) is float
                     and (job_id is None or type(job_id) is int) and (error is None or type(error) is str)):
                 state, seq_before, last, common_seen = dest, seq, record, True
                 add(record, mono, event, dest, seq)

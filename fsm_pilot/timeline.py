@@ -138,6 +138,8 @@ class Timeline:
         self._shows_transitions = kind.transition is not Observer.transition
         self._shows_bars = kind.bar is not Observer.bar
         self._shows_jobs = kind.job is not Observer.job
+        self._shows_stays = self._shows_bars or self._shows_jobs
+        self._noting = True  #: :meth:`take` calls :meth:`_note`: for the first record, and each if shown
 
     @property
     def last(self) -> tuple[float, float] | None:
@@ -167,13 +169,14 @@ class Timeline:
     def _note(self, record: Mapping[str, Any], mono: float) -> None:
         if self.first is None:
             self.first, self.pilot_id = (float(record["time"]), mono), record["pilot_id"]
+            self._noting = self._shows_transitions
         self._last = record
         if self._shows_transitions:
             self._transition(record, mono)
 
     def take(self, record: Mapping[str, Any], mono: float, event: str, dest: str, seq: int) -> None:
         """:meth:`add` of a record that moved the machine, its fields already read (replay's common case)."""
-        if self.first is None or self._shows_transitions:
+        if self._noting:
             self._note(record, mono)
         self._last = record
         if event == "job_done" or (dest == "EXIT" and record["source"] == "CLEANUP"):
@@ -186,7 +189,7 @@ class Timeline:
             self.seconds[state] = self.seconds.get(state, 0.0) + spent
             if held is None:
                 self.pilot_seconds += spent
-            if self._shows_bars or self._shows_jobs:
+            if self._shows_stays:
                 self._left(record, stay, spent, owner)
         if owner is not None and owner != held:
             self.jobs += 1
