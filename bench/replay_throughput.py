@@ -12,7 +12,7 @@ records have the pilot's sizes (about 330 to 1100 bytes).
 Each is run ``--repeat`` times, interleaved; the medians are reported, and the
 ratio is the median of each round's replay / floor.
 
-Memory: peak RSS growth over the RSS before each run (sampled every 5 ms), and
+Memory: peak RSS growth over the RSS before each run (sampled every 5 ms by another process), and
 the peak of Python allocations under tracemalloc for replay (a separate run).
 
 Usage: python bench/replay_throughput.py [--lines 1000000] [--repeat 3] [--keep] [--record]
@@ -25,9 +25,9 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -116,25 +116,38 @@ def replay_text(path: Path) -> object:
     return report
 
 
+#: Samples the RSS of the process named by argv[1] every 5 ms until stdin closes, then prints the peak.
+SAMPLER = """
+import sys, threading, psutil
+proc, done, peak = psutil.Process(int(sys.argv[1])), threading.Event(), 0
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+print("ready", flush=True)
+while not done.wait(0.005):
+    peak = max(peak, proc.memory_info().rss)
+print(peak, flush=True)
+"""
+
+
 def measure(run: Callable[[], object]) -> tuple[float, int, object]:
-    """Seconds, and peak RSS growth (bytes) over the RSS before, sampled every 5 ms."""
+    """Seconds, and peak RSS growth (bytes) over the RSS before, sampled every 5 ms.
+
+    The sampler is another process: a thread here would take the GIL 200 times a second,
+    which slowed replay by a third and the floor by a twentieth (a bench artefact, not replay's cost).
+    """
     proc = psutil.Process()
-    before = peak = proc.memory_info().rss
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.005):
-            peak = max(peak, proc.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid())], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert sampler.stdin is not None and sampler.stdout is not None
+    sampler.stdout.readline()
+    before = proc.memory_info().rss
     start = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    return seconds, max(peak, proc.memory_info().rss) - before, result
+    after = proc.memory_info().rss
+    sampler.stdin.close()
+    peak = int(sampler.stdout.readline())
+    sampler.wait()
+    return seconds, max(peak, after) - before, result
 
 
 def _rounds(path: Path, lines: int, repeat: int, verbose: bool) -> dict[str, Any]:
