@@ -9,10 +9,13 @@ records have the pilot's sizes (about 330 to 1100 bytes).
 - replay: ``fsm_pilot.replay.replay`` (decode, upgrade, check, timeline), no output.
 - replay + text: the same with the text report written to /dev/null.
 
-Memory: peak RSS growth over the RSS before each run (sampled every 5 ms), and
+Each is run ``--repeat`` times, interleaved; the medians are reported, and the
+ratio is the median of each round's replay / floor.
+
+Memory: peak RSS growth over the RSS before each run (sampled every 5 ms by another process), and
 the peak of Python allocations under tracemalloc for replay (a separate run).
 
-Usage: python bench/replay_throughput.py [--lines 1000000] [--keep] [--record]
+Usage: python bench/replay_throughput.py [--lines 1000000] [--repeat 3] [--keep] [--record]
 ``--record`` writes bench/results/replay_throughput.json and the README's performance section.
 """
 
@@ -21,9 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -112,33 +116,66 @@ def replay_text(path: Path) -> object:
     return report
 
 
+#: Samples the RSS of the process named by argv[1] every 5 ms until stdin closes, then prints the peak.
+SAMPLER = """
+import sys, threading, psutil
+proc, done, peak = psutil.Process(int(sys.argv[1])), threading.Event(), 0
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+print("ready", flush=True)
+while not done.wait(0.005):
+    peak = max(peak, proc.memory_info().rss)
+print(peak, flush=True)
+"""
+
+
 def measure(run: Callable[[], object]) -> tuple[float, int, object]:
-    """Seconds, and peak RSS growth (bytes) over the RSS before, sampled every 5 ms."""
+    """Seconds, and peak RSS growth (bytes) over the RSS before, sampled every 5 ms.
+
+    The sampler is another process: a thread here would take the GIL 200 times a second,
+    which slowed replay by a third and the floor by a twentieth (a bench artefact, not replay's cost).
+    """
     proc = psutil.Process()
-    before = peak = proc.memory_info().rss
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.005):
-            peak = max(peak, proc.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, str(os.getpid())], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert sampler.stdin is not None and sampler.stdout is not None
+    sampler.stdout.readline()
+    before = proc.memory_info().rss
     start = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    return seconds, max(peak, proc.memory_info().rss) - before, result
+    after = proc.memory_info().rss
+    sampler.stdin.close()
+    peak = int(sampler.stdout.readline())
+    sampler.wait()
+    return seconds, max(peak, after) - before, result
 
 
-def measure_replay(lines: int, keep: bool = False, verbose: bool = True) -> dict[str, Any]:
-    """Write a ``lines``-line log, then time the floor, replay and replay + text on it (interleaved order)."""
+def _rounds(path: Path, lines: int, repeat: int, verbose: bool) -> dict[str, Any]:
+    """``repeat`` rounds of floor, replay, replay + text (interleaved: a load change hits all three alike)."""
+    runs = (("floor", "floor (read + json.loads)", lambda: floor(path)), ("replay", "replay", lambda: replay(path)),
+            ("text", "replay + text report", lambda: replay_text(path)))
+    seen: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for key, label, run in runs:
+            seconds, grown, result = measure(run)
+            status = getattr(getattr(result, "verdict", None), "status", "legal")
+            assert status == "legal", result
+            seen.setdefault(f"{key}_s", []).append(seconds)
+            seen.setdefault(f"{key}_rss_mb", []).append(grown / 1e6)
+            if verbose:
+                print(f"{label:<27} {seconds:6.2f} s  {lines / seconds:>10,.0f} lines/s  "
+                      f"peak RSS +{grown / 1e6:.1f} MB")
+    found = {name: round(statistics.median(values), 3 if name.endswith("_s") else 1) for name, values in seen.items()}
+    found["ratio"] = round(statistics.median(r / f for r, f in zip(seen["replay_s"], seen["floor_s"])), 2)
+    return found
+
+
+def measure_replay(lines: int, keep: bool = False, verbose: bool = True, repeat: int = 1) -> dict[str, Any]:
+    """Write a ``lines``-line log, then time the floor, replay and replay + text on it, medians of ``repeat``."""
     fd, name = tempfile.mkstemp(prefix="replay-bench-", suffix=".jsonl")
     os.close(fd)
     path = Path(name)
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = {"repeat": repeat}
     try:
         start = time.perf_counter()
         found["lines"] = write_log(path, lines)
@@ -146,17 +183,7 @@ def measure_replay(lines: int, keep: bool = False, verbose: bool = True) -> dict
         if verbose:
             print(f"log: {found['lines']} lines, {found['megabytes']:.0f} MB, written in "
                   f"{time.perf_counter() - start:.1f} s")
-        runs = (("floor", "floor (read + json.loads)", lambda: floor(path)), ("replay", "replay", lambda: replay(path)),
-                ("text", "replay + text report", lambda: replay_text(path)))
-        for key, label, run in runs:
-            seconds, grown, result = measure(run)
-            status = getattr(getattr(result, "verdict", None), "status", "legal")
-            assert status == "legal", result
-            found[f"{key}_s"], found[f"{key}_rss_mb"] = round(seconds, 3), round(grown / 1e6, 1)
-            if verbose:
-                print(f"{label:<27} {seconds:6.2f} s  {found['lines'] / seconds:>10,.0f} lines/s  "
-                      f"peak RSS +{grown / 1e6:.1f} MB")
-        found["ratio"] = round(found["replay_s"] / found["floor_s"], 2)
+        found.update(_rounds(path, found["lines"], repeat, verbose))
         tracemalloc.start()
         replay(path)
         found["tracemalloc_peak_kb"] = round(tracemalloc.get_traced_memory()[1] / 1e3)
@@ -172,11 +199,12 @@ def measure_replay(lines: int, keep: bool = False, verbose: bool = True) -> dict
 def main() -> int:
     cli = argparse.ArgumentParser(description="replay throughput and memory on a long legal log")
     cli.add_argument("--lines", type=int, default=1_000_000)
+    cli.add_argument("--repeat", type=int, default=3, help="rounds; the medians are reported (default 3)")
     cli.add_argument("--keep", action="store_true", help="keep the generated log and print its path")
     cli.add_argument("--record", action="store_true", help="write the results and the README section")
     ns = cli.parse_args()
-    found = measure_replay(ns.lines, ns.keep)
-    print(f"replay / floor: {found['ratio']:.2f}x; under tracemalloc: peak Python allocations "
+    found = measure_replay(ns.lines, ns.keep, repeat=ns.repeat)
+    print(f"replay / floor: {found['ratio']:.2f}x (median of {ns.repeat}); under tracemalloc: peak Python allocations "
           f"{found['tracemalloc_peak_kb']} kB")
     if ns.record:
         results.record("replay_throughput", found)

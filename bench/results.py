@@ -57,7 +57,8 @@ def pilot_table(r: dict[str, Any]) -> str:
 
 def replay_table(r: dict[str, Any]) -> str:
     return (f"Replay of a {r['lines']:,}-line transition log ({r['megabytes']:.0f} MB): {r['replay_s']:.2f} s "
-            f"({r['lines'] / r['replay_s'] / 1e3:.0f}k lines/s, peak RSS +{r['replay_rss_mb']:.1f} MB) beside "
+            f"({r['lines'] / r['replay_s'] / 1e3:.0f}k lines/s, peak RSS +{r['replay_rss_mb']:.1f} MB; medians of "
+            f"{r.get('repeat', 1)} rounds) beside "
             f"{r['floor_s']:.2f} s for reading and JSON-decoding the same file (peak RSS +{r['floor_rss_mb']:.1f} MB): "
             f"{r['ratio']:.2f}x; with the text report {r['text_s']:.2f} s.\n")
 

@@ -9,9 +9,10 @@ and the tests use the same check.
 :func:`replay` streams a file line by line, so a million-line log costs the
 same memory as a short one: the checker keeps the current state and seq,
 the timeline keeps totals, and everything per record or per job goes to an
-observer as it happens. Records of an older schema are upgraded by
-:data:`ADAPTERS` first, one version at a time, so the rules only ever see
-the current schema.
+observer as it happens. Most records are judged on a short path of plain
+comparisons (``_Run.run``), the others by the full rules. Records of an
+older schema are upgraded by :data:`ADAPTERS` first, one version at a
+time, so the rules only ever see the current schema.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,10 @@ _SHAPE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("time", (int, float)), ("mono", (int, float)), ("pilot_id", (str,)), ("event", (str,)), ("dest", (str, _NONE)),
     ("job_id", (int, _NONE)), ("guards", (list,)), ("reason", (dict,)), ("ok", (bool,)), ("error", (str, _NONE)),
 )
+#: The fields the rules and the timeline read, in one call (KeyError if one is missing).
+_FIELDS = itemgetter("v", "seq", "source", "event", "dest", "guards", "ok", "time", "mono", "pilot_id", "job_id",
+                     "reason", "error")
+_GUARD_PAIR = itemgetter("guard", "allowed")
 _SHAPE_NAMES = tuple(name for name, _ in _SHAPE)
 _SHAPE_TYPES = tuple(types for _, types in _SHAPE)
 
@@ -321,6 +327,50 @@ class _Run:
         self.timeline.add(record)
         return False
 
+    def run(self, lines: Iterable[bytes]) -> None:
+        """Check and add every line, stopping at the first the log cannot be read past.
+
+        The common record (current schema, next seq, from the current state, an
+        edge whose verdict is remembered as legal, fields of the usual types,
+        not terminal) is judged here with plain comparisons on locals; any
+        other goes through :meth:`feed`, the full rules, which name what is wrong.
+        A remembered key was built from a record that passed them, so a hit also
+        vouches for the types of event, dest and the guard names (only a str
+        equals a str), and for a current state that is not terminal (the rules
+        stop at a terminal state before an edge is judged).
+        """
+        decode, fields, pair, verdicts, terminals, add = (_DECODE, _FIELDS, _GUARD_PAIR, _EDGE_VERDICTS, TERMINALS,
+                                                          self.timeline.take)
+        checker, line = self.checker, self.line
+        state, seq_before, last, common_seen = checker.state, checker.seq, checker.last, False
+        for raw in lines:
+            line += 1
+            try:
+                record = decode(raw.decode())
+                v, seq, source, event, dest, guards, ok, time, mono, pilot_id, job_id, reason, error = fields(record)
+                common = verdicts.get((state, event, dest, *map(pair, guards)) if guards else (state, event, dest),
+                                      False) is None
+            except (ValueError, KeyError, TypeError):  # the full rules say which
+                common = False
+            if (common and source == state and seq == seq_before + 1 and type(seq) is int and ok is True
+                    and v == SCHEMA_VERSION and type(v) is int and dest not in terminals
+                    and type(guards) is list and type(pilot_id) is str and type(reason) is dict
+                    and type(time) is type(mono) is float
+                    and (job_id is None or type(job_id) is int) and (error is None or type(error) is str)):
+                state, seq_before, last, common_seen = dest, seq, record, True
+                add(record, mono, event, dest, seq)
+                continue
+            checker.state, checker.seq, checker.last, self.line = state, seq_before, last, line - 1
+            stop = self.feed(raw)
+            state, seq_before, last = checker.state, checker.seq, checker.last
+            if stop:
+                break
+        else:
+            self.line = line
+        checker.state, checker.seq, checker.last = state, seq_before, last
+        if common_seen:
+            self.versions.add(SCHEMA_VERSION)
+
     def report(self) -> Report:
         self.timeline.close()
         checker = self.checker
@@ -343,7 +393,5 @@ def replay(path: Path, observer: Observer | None = None) -> Report:
     """
     run = _Run(path, Timeline(observer))
     with open(path, "rb") as f:
-        for raw in f:
-            if run.feed(raw):
-                break
+        run.run(f)
     return run.report()

@@ -115,79 +115,113 @@ def _loop_end(record: Mapping[str, Any]) -> dict[str, object]:
 
 
 class Timeline:
-    """Totals of a checked log, built one record at a time; details go to the observer."""
+    """Totals of a checked log, built one record at a time; details go to the observer.
+
+    :meth:`take` runs once per record of a million-line log: it keeps floats
+    and the current stay, and builds an event or a job's summary only for an
+    observer that shows them (a bare replay builds none).
+    """
 
     def __init__(self, observer: Observer | None = None) -> None:
         self.observer = observer or Observer()
         self.pilot_id: str | None = None
         self.first: tuple[float, float] | None = None  #: (time, mono) of the first record
-        self.last: tuple[float, float] | None = None
         self.seconds: dict[str, float] = {}
         self.pilot_seconds = 0.0
         self.jobs = 0
-        self.loop_end: dict[str, object] | None = None
-        self._state: tuple[str, int | None, int, float] | None = None  #: state, owner, seq, mono entered
-        self._job: JobSummary | None = None
-        # a bare replay skips building events nobody reads (a third of its time on a long log)
-        self._shows_transitions = type(self.observer).transition is not Observer.transition
-        self._shows_bars = type(self.observer).bar is not Observer.bar
+        self._last: Mapping[str, Any] | None = None
+        self._loop_record: Mapping[str, Any] | None = None  #: the record that ended the job loop
+        #: the stay in the current state: state, the job held (None: the pilot's own), seq, mono entered
+        self._state: tuple[str, int | None, int, float] | None = None
+        self._job: JobSummary | None = None  #: the held job, if the observer shows jobs
+        kind = type(self.observer)
+        self._shows_transitions = kind.transition is not Observer.transition
+        self._shows_bars = kind.bar is not Observer.bar
+        self._shows_jobs = kind.job is not Observer.job
+        self._shows_stays = self._shows_bars or self._shows_jobs
+        self._noting = True  #: :meth:`take` calls :meth:`_note`: for the first record, and each if shown
+
+    @property
+    def last(self) -> tuple[float, float] | None:
+        """(time, mono) of the last record."""
+        return None if self._last is None else (float(self._last["time"]), float(self._last["mono"]))
+
+    @property
+    def loop_end(self) -> dict[str, object] | None:
+        """How the job loop ended: the last job_done (or CLEANUP -> EXIT) and its guards' evidence."""
+        return None if self._loop_record is None else _loop_end(self._loop_record)
 
     def _wall(self, mono: float) -> float:
         assert self.first is not None
         return self.first[0] + (mono - self.first[1])
 
+    def _rel(self, mono: float) -> float:
+        assert self.first is not None
+        return mono - self.first[1]
+
     def add(self, record: Mapping[str, Any]) -> None:
         """Take the next record (already checked)."""
-        time, mono = float(record["time"]), float(record["mono"])
+        if record["ok"]:
+            self.take(record, float(record["mono"]), record["event"], record["dest"], int(record["seq"]))
+            return
+        self._note(record, float(record["mono"]))  # a refused attempt: the state stays as it was
+
+    def _note(self, record: Mapping[str, Any], mono: float) -> None:
         if self.first is None:
-            self.first, self.pilot_id = (time, mono), record["pilot_id"]
-        self.last = (time, mono)
+            self.first, self.pilot_id = (float(record["time"]), mono), record["pilot_id"]
+            self._noting = self._shows_transitions
+        self._last = record
         if self._shows_transitions:
-            refused = tuple(g["guard"] for g in record["guards"] if g.get("allowed") is False)
-            self.observer.transition(Transition(
-                record["seq"], time, self._rel(mono), record["pilot_id"], record["job_id"],
-                record["event"], record["source"], record["dest"], record["ok"], record["reason"], refused,
-                record.get("error")))
-        if not record["ok"]:
-            return
-        if record["event"] == "job_done" or (record["source"] == "CLEANUP" and record["dest"] == "EXIT"):
-            self.loop_end = _loop_end(record)
-        self._leave(record, mono)
-        self._enter(record, mono)
+            self._transition(record, mono)
 
-    def _leave(self, record: Mapping[str, Any], mono: float) -> None:
-        """Close the stay in the current state (INIT's start is not recorded: no bar)."""
-        if self._state is None:
-            return
-        state, owner, seq, entered = self._state
-        spent = mono - entered
-        self.seconds[state] = self.seconds.get(state, 0.0) + spent
-        if self._shows_bars:
-            self.observer.bar(Bar(state, owner, seq, self._wall(entered), spent))
-        if self._job is None:
-            self.pilot_seconds += spent
-            return
-        self._job.states[state] = self._job.states.get(state, 0.0) + spent
-        self._job.seconds += spent
-        self._job.last_seq = record["seq"]
-        if (record["job_id"] if record["dest"] in JOB_STATES else None) != self._job.job_id:
-            self._job.outcome = record["reason"]
-            self.observer.job(self._job)
-            self._job = None
-
-    def _enter(self, record: Mapping[str, Any], mono: float) -> None:
-        dest, seq = str(record["dest"]), int(record["seq"])
-        owner = record["job_id"] if dest in JOB_STATES else None
-        if owner is not None and self._job is None:
+    def take(self, record: Mapping[str, Any], mono: float, event: str, dest: str, seq: int) -> None:
+        """:meth:`add` of a record that moved the machine, its fields already read (replay's common case)."""
+        if self._noting:
+            self._note(record, mono)
+        self._last = record
+        if event == "job_done" or (dest == "EXIT" and record["source"] == "CLEANUP"):
+            self._loop_record = record
+        owner = record["job_id"] if dest in JOB_STATES else None  # the job held in dest
+        stay, held = self._state, None
+        if stay is not None:  # INIT's start is not recorded: it has no stay to close
+            state, held, _, entered = stay
+            spent = mono - entered
+            self.seconds[state] = self.seconds.get(state, 0.0) + spent
+            if held is None:
+                self.pilot_seconds += spent
+            if self._shows_stays:
+                self._left(record, stay, spent, owner)
+        if owner is not None and owner != held:
             self.jobs += 1
-            self._job = JobSummary(owner, seq, self._wall(mono), self._rel(mono))
+            if self._shows_jobs:
+                self._job = JobSummary(owner, seq, self._wall(mono), self._rel(mono))
         self._state = (dest, owner, seq, mono)
         if dest in _TERMINALS:
             self.observer.bar(Bar(dest, None, seq, self._wall(mono), 0.0, "terminal"))
 
-    def _rel(self, mono: float) -> float:
-        assert self.first is not None
-        return mono - self.first[1]
+    def _transition(self, record: Mapping[str, Any], mono: float) -> None:
+        refused = tuple(g["guard"] for g in record["guards"] if g.get("allowed") is False)
+        self.observer.transition(Transition(
+            record["seq"], float(record["time"]), self._rel(mono), record["pilot_id"], record["job_id"],
+            record["event"], record["source"], record["dest"], record["ok"], record["reason"], refused,
+            record.get("error")))
+
+    def _left(self, record: Mapping[str, Any], stay: tuple[str, int | None, int, float], spent: float,
+              owner: int | None) -> None:
+        """Tell the observer about the stay just closed, and the job if it left the pilot."""
+        state, held, seq, entered = stay
+        if self._shows_bars:
+            self.observer.bar(Bar(state, held, seq, self._wall(entered), spent))
+        job = self._job
+        if job is None:  # the pilot's own state (the held job is in stay[1])
+            return
+        job.states[state] = job.states.get(state, 0.0) + spent
+        job.seconds += spent
+        job.last_seq = record["seq"]
+        if owner != job.job_id:
+            job.outcome = record["reason"]
+            self.observer.job(job)
+            self._job = None
 
     def close(self) -> None:
         """The log ended: a non-terminal last state and a held job are reported open."""

@@ -250,3 +250,32 @@ def test_edge_verdicts_are_the_same_when_remembered() -> None:
     odd = deepcopy(record)
     odd["guards"][0]["allowed"] = ["not", "hashable"]  # cannot be a key: judged without being remembered
     assert check_record(odd, seq, state) is None  # not a refusal, and max_jobs refused: the loop still ends
+
+
+# Records the full rules accept or name, each odd in a way the common path does not vouch for.
+ODD = {
+    "time an integer": (_set(4, time=1767225600), None),
+    "mono an integer": (_set(6, mono=1000), None),
+    "job_id true": (_set(6, job_id=True), None),
+    "seq a float": (_set(5, seq=6.0), None),
+    "error a number": (_set(5, error=5), "field 'error' is missing or not str/NoneType"),
+    "guards an object": (_set(6, guards={}), "field 'guards' is missing or not list"),
+    "a guard without its name": (lambda records: records[4]["guards"][0].pop("guard"),
+                                 "a guard decision without a guard name"),
+    "reason a list": (_set(7, reason=[]), "field 'reason' is missing or not dict"),
+    "source missing": (_remove_field(8, "source"), "source None, but the previous record ended in RUNNING"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD))
+def test_remembered_verdicts_and_the_full_rules_agree(tmp_path: Path, case: str) -> None:
+    # once a log's edges are remembered, its records are judged on a short path; any record that path
+    # cannot vouch for goes through the full rules (the checker ``problems`` uses): both must agree
+    edit, why = ODD[case]
+    replay(TRANSLOG / "multi_job.jsonl")  # remember every edge of the log
+    records = fixture_records()
+    edit(records)
+    report = replayed(tmp_path, records)
+    assert problems(records) == ([] if why is None else [f"record {report.records + 1}: {why}"])
+    assert (report.verdict.status, report.verdict.why if why else None) == (
+        ("legal", None) if why is None else ("illegal", why)), report.verdict
