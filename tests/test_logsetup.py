@@ -27,3 +27,18 @@ def test_console_and_pilot_log_get_every_record(tmp_path: Path, capsys: pytest.C
     assert len(console) == 2 and "panda.request" in console[0] and "status=200" in console[0]
     assert "log tarball: skipped /a (symlink)" in console[1]
     assert TOKEN not in (tmp_path / "pilot.log").read_text() and TOKEN not in "\n".join(console)
+
+
+@pytest.mark.parametrize("fields", [
+    {"status": 200, "elapsed": 0.0012, "path": "http://127.0.0.1:1/server/panda/getJob"},
+    {"diag": "payload failed: exit 3", "n": None, "d": {"a": [1, "b c"]}, "ok": True},
+    {"q": "it's", "dq": 'say "x"', "eq": "a=b", "tab": "a\tb", "nl": "a\nb", "empty": "", "uni": "é→"},
+    {},
+])
+def test_plain_console_reads_as_structlogs_renderer(fields: dict[str, object]) -> None:
+    """The console of a batch job gets the same line structlog's renderer would write, only cheaper."""
+    import structlog
+
+    event = {"timestamp": "2026-12-03T21:49:44.559462Z", "level": "warning", "event": "job dir kept", **fields}
+    plain = logsetup.PlainConsole()(None, "info", dict(event))
+    assert plain == structlog.dev.ConsoleRenderer(colors=False)(None, "info", dict(event)).rstrip()
