@@ -26,6 +26,7 @@ from fsm_pilot.payload import (
     kill_tree,
     measure_tree,
     reap_zombies,
+    rlimit,
     start_payload,
     wait_payload,
 )
@@ -183,17 +184,36 @@ def test_exec_failure(tmp_path: Path, case: str) -> None:
 
 @pytest.mark.parametrize("limit_mib", [64 * 1024, 16], ids=["inherited", "preexec"])
 def test_rlimit_as_applied_and_output_appended(tmp_path: Path, limit_mib: int) -> None:
-    # 64 GiB: far above this process, so the child inherits a lowered soft limit and gets its hard one by
-    # prlimit (vfork); 16 MiB: below this process's own size, so the child sets both itself (fork + preexec_fn)
+    # 64 GiB: far above this process, so the child inherits its soft limit from the pilot (vfork) and gets the
+    # hard one by inheritance too with CAP_SYS_RESOURCE, else by prlimit once it runs; 16 MiB: below this
+    # process's own size, so the child sets both itself (fork + preexec_fn). The soft limit is read at the
+    # payload's first command; the hard one once start_payload has returned (the payload waits for "go").
     import resource
 
     own = resource.getrlimit(resource.RLIMIT_AS)
     (tmp_path / "out").write_text("before\n")
-    payload = start_payload(["sh", "-c", "ulimit -S -v; ulimit -H -v"], tmp_path, tmp_path / "out",
+    probe = "ulimit -S -v; while [ ! -e go ]; do sleep 0.01; done; ulimit -H -v"
+    payload = start_payload(["sh", "-c", probe], tmp_path, tmp_path / "out",
                             tmp_path / "err", env_for(tmp_path), rlimit_as=limit_mib * 1024 * 1024)
+    assert resource.getrlimit(resource.RLIMIT_AS) == own  # the pilot's own limits are restored
+    (tmp_path / "go").touch()
     assert wait_payload(payload, None, DEADLINE) == "exited"
     assert (tmp_path / "out").read_text() == f"before\n{limit_mib * 1024}\n{limit_mib * 1024}\n"
-    assert resource.getrlimit(resource.RLIMIT_AS) == own  # the pilot's own limits are restored
+
+
+@pytest.mark.skipif(not rlimit.can_raise_hard_limits(), reason="needs CAP_SYS_RESOURCE (root, not in a container)")
+def test_rlimit_as_hard_limit_is_in_force_from_the_first_instruction(tmp_path: Path) -> None:
+    limit_kib = 64 * 1024 * 1024
+    payload = start_payload(["sh", "-c", "ulimit -H -v"], tmp_path, tmp_path / "out",
+                            tmp_path / "err", env_for(tmp_path), rlimit_as=limit_kib * 1024)
+    assert wait_payload(payload, None, DEADLINE) == "exited"
+    assert (tmp_path / "out").read_text() == f"{limit_kib}\n"
+
+
+def test_the_capability_is_read_from_the_process_status() -> None:
+    with open("/proc/self/status", encoding="ascii") as status:
+        caps = int(next(line for line in status if line.startswith("CapEff:")).split()[1], 16)
+    assert rlimit.can_raise_hard_limits() is bool(caps & (1 << 24))
 
 
 def test_kill_simple_sleep(tmp_path: Path, cleanup: list[psutil.Process]) -> None:

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import select
 import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from fsm_pilot import procinfo
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.payload import rlimit
 from fsm_pilot.payload.ownership import MARK_VAR, members, new_mark
 from fsm_pilot.payload.subreaper import (
     DEAD_STATES,
@@ -99,74 +99,6 @@ class Usage:
     cpu_seconds: float
 
 
-def _rlimit_setter(rlimit_as: int | None) -> Callable[[], None] | None:
-    """The preexec_fn applying RLIMIT_AS (soft and hard) in the child: the slow path (fork, not vfork).
-
-    Used only when the pilot itself is too close to the limit to lower its own
-    soft limit for the spawn (see ``_spawn_limit``). preexec_fn is unsafe only
-    in multi-threaded parents; the pilot runs no threads.
-    """
-    if rlimit_as is None:
-        return None
-    limits = _limits(rlimit_as)
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, limits)
-
-    return apply
-
-
-def _limits(rlimit_as: int) -> tuple[int, int]:
-    """(soft, hard) for the payload: ``rlimit_as``, capped at the pilot's own hard limit."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    value = rlimit_as if hard == resource.RLIM_INFINITY else min(rlimit_as, hard)
-    return value, value
-
-
-def _own_address_space() -> int:
-    """The pilot's virtual size in bytes (0 if /proc cannot say)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-@contextlib.contextmanager
-def _spawn_limit(rlimit_as: int | None) -> Iterator[bool]:
-    """Let the child inherit the payload's soft RLIMIT_AS from the pilot, so the spawn needs no preexec_fn.
-
-    A preexec_fn forces fork where CPython otherwise uses vfork: 1.7 ms more per
-    payload start, measured. The pilot lowers its own soft limit around the spawn
-    (its allocations in between are a few kB) and restores it; the caller then sets
-    soft and hard on the child with prlimit. Yields False, changing nothing, when
-    there is no limit or the pilot's own address space is within a factor 2 of it.
-    """
-    fast = rlimit_as is not None and hasattr(resource, "prlimit") and 2 * _own_address_space() < rlimit_as
-    if not fast or rlimit_as is None:
-        yield False
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (_limits(rlimit_as)[0], hard))
-    try:
-        yield True
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _pin_limit(popen: subprocess.Popen[bytes], rlimit_as: int) -> None:
-    """Set the child's hard RLIMIT_AS too (it inherited the soft one), as the preexec_fn would have."""
-    try:
-        resource.prlimit(popen.pid, resource.RLIMIT_AS, _limits(rlimit_as))
-    except ProcessLookupError:
-        pass  # the payload already exited: nothing left to limit
-    except OSError as exc:
-        popen.kill()
-        popen.wait()
-        raise PilotFailure(PilotError.PAYLOADEXECUTIONFAILURE,
-                           f"cannot set RLIMIT_AS={rlimit_as} on the payload: {exc}") from exc
-
-
 def _open_pidfd(pid: int) -> int | None:
     """pidfd for a race-free wait (Linux >= 5.3); None where unsupported."""
     try:
@@ -189,14 +121,14 @@ def start_payload(argv: Sequence[str], cwd: Path, stdout: Path, stderr: Path,
     mark = new_mark()
     try:
         # The files are closed in the parent right after the spawn (the child keeps its copies).
-        with open(stdout, "ab") as out, open(stderr, "ab") as err, _spawn_limit(rlimit_as) as inherited:
+        with open(stdout, "ab") as out, open(stderr, "ab") as err, rlimit.inherit(rlimit_as) as inherited:
             popen = subprocess.Popen(
                 list(argv), cwd=cwd, env={**env, MARK_VAR: mark}, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 start_new_session=True, close_fds=True,
-                preexec_fn=None if inherited else _rlimit_setter(rlimit_as),  # noqa: PLW1509 (no threads)
+                preexec_fn=None if inherited else rlimit.preexec(rlimit_as),  # noqa: PLW1509 (no threads)
             )
         if inherited and rlimit_as is not None:
-            _pin_limit(popen, rlimit_as)
+            rlimit.pin(popen, rlimit_as)
     except OSError as exc:
         where = exc.filename if exc.filename is not None else argv[0]
         raise PilotFailure(PilotError.PAYLOADEXECUTIONFAILURE,
