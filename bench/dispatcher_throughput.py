@@ -7,7 +7,9 @@ The floor is the same clients making the same number of requests to the trivial
 ``GET /api/v1/system/is_alive`` (two requests per "pair"): what the HTTP stack and the
 client cost without any job logic or database work.
 
-    python bench/dispatcher_throughput.py [--pilots 20] [--jobs 6000] [--mode process|thread]
+    python bench/dispatcher_throughput.py [--pilots 20] [--jobs 6000] [--mode process|thread] [--rounds 3] [--record]
+
+``--record`` writes bench/results/dispatcher_throughput.json and the README's performance section.
 
 Not a test: it prints numbers. Target on a 2-core machine: >= 1000 pairs/s with 20 pilots.
 """
@@ -30,6 +32,8 @@ from typing import Any
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import results
 from fsm_pilot.dispatcher.jobwire import encode
 from fsm_pilot.dispatcher.submitspec import to_wire
 
@@ -126,20 +130,32 @@ def one_round(args: argparse.Namespace) -> tuple[float, float]:
     return pairs / secs, fpairs / fsecs
 
 
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """``args.rounds`` rounds, each a fresh dispatcher; medians, and each round's rates."""
+    rates = [one_round(args) for _ in range(args.rounds)]
+    med, fmed = statistics.median(r for r, _ in rates), statistics.median(f for _, f in rates)
+    return {"pilots": args.pilots, "mode": args.mode, "jobs": args.jobs, "rounds": args.rounds,
+            "pairs_per_s": round(med, 1), "floor_pairs_per_s": round(fmed, 1), "ratio": round(fmed / med, 2),
+            "per_round": [[round(r, 1), round(f, 1)] for r, f in rates]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pilots", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=6000)
     parser.add_argument("--mode", choices=("process", "thread"), default="process")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="write the results and the README section")
     args = parser.parse_args()
-    rates = [one_round(args) for _ in range(args.rounds)]
+    found = measure(args)
     print(f"{args.pilots} pilots ({args.mode}es), {args.jobs} jobs, {args.rounds} rounds")
-    print(f"{'round':>5} {'pairs/s':>10} {'floor pairs/s':>14} {'ratio':>6}")
-    for i, (rate, floor) in enumerate(rates, 1):
-        print(f"{i:>5} {rate:>10.0f} {floor:>14.0f} {rate / floor:>6.2f}")
-    med, fmed = statistics.median(r for r, _ in rates), statistics.median(f for _, f in rates)
-    print(f"median {med:>9.0f} {fmed:>14.0f} {med / fmed:>6.2f}   (target >= 1000 pairs/s)")
+    print(f"{'round':>5} {'pairs/s':>10} {'floor pairs/s':>14} {'ratio':>6}   (ratio: time per pair over the floor's)")
+    for i, (rate, floor) in enumerate(found["per_round"], 1):
+        print(f"{i:>5} {rate:>10.0f} {floor:>14.0f} {floor / rate:>6.2f}")
+    print(f"median {found['pairs_per_s']:>9.0f} {found['floor_pairs_per_s']:>14.0f} {found['ratio']:>6.2f}   "
+          f"(target >= 1000 pairs/s)")
+    if args.record:
+        results.record("dispatcher_throughput", found)
     return 0
 
 

@@ -1,9 +1,9 @@
 """The benchmarks' recorded numbers and the README section made from them.
 
-``bench/pilot_overhead.py --record`` and ``bench/replay_throughput.py --record`` write
-``bench/results/<name>.json`` and rewrite the README between ``<!-- bench: performance -->``
-and ``<!-- end bench: performance -->`` from those files; a test checks the section still matches
-them, so its numbers are the bench's, never typed.
+Each bench in :data:`BENCHES` run with ``--record`` writes ``bench/results/<name>.json`` and
+rewrites the README between ``<!-- bench: performance -->`` and ``<!-- end bench: performance -->``
+from those files; a test checks the section still matches them, so its numbers are the bench's,
+never typed. Every ratio is a time over its floor's, measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ SECTION = "performance"
 #: The order rows are shown in (the JSON files keep their keys sorted).
 STATES = ("GETJOB", "VALIDATE", "STAGEIN", "RUNNING", "STAGEOUT")
 PARTS = ("fork/exec true", "HTTP call", "write+fsync", "tar+gzip log", "adler32 log")
+#: The benches whose recorded results make the section; it is written once all are recorded.
+BENCHES = ("pilot_overhead", "replay_throughput", "dispatcher_throughput", "split_jobpars")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -63,11 +65,37 @@ def replay_table(r: dict[str, Any]) -> str:
             f"{r['ratio']:.2f}x; with the text report {r['text_s']:.2f} s.\n")
 
 
+def dispatcher_table(r: dict[str, Any]) -> str:
+    """The dispatcher bench: pairs per second against the same clients' round trips to ``is_alive``."""
+    low, high = min(rate for rate, _ in r["per_round"]), max(rate for rate, _ in r["per_round"])
+    return (f"Dispatcher, {r['pilots']} pilots ({r['mode']}es) draining {r['jobs']:,} jobs, each a getJob and a final "
+            f"updateJob: {r['pairs_per_s']:.0f} pairs/s (median of {r['rounds']} rounds, {low:.0f}-{high:.0f}) beside "
+            f"{r['floor_pairs_per_s']:.0f} pairs/s for the same clients making as many requests to `is_alive` "
+            f"(no job logic, no database): {r['ratio']:.2f}x the floor's time per pair.\n")
+
+
+def jobpars_table(r: dict[str, Any]) -> str:
+    """The jobPars splitting bench: MB/s by shape against ``str.split``, and the worst case at the size limit."""
+    rows = [
+        f"| splitting ~{r['mb']:g} MB of jobPars | fsm-pilot | floor: `str.split` (same run) | time ratio "
+        f"| `shlex.split` (used before; {r['shlex_kb']} kB, super-linear) |",
+        "|---|---|---|---|---|",
+    ]
+    for shape in r["shapes"]:
+        rows.append(f"| {shape['name']} | {shape['mb_per_s']:.1f} MB/s | {shape['floor_mb_per_s']:.1f} MB/s "
+                    f"| {shape['floor_mb_per_s'] / shape['mb_per_s']:.1f}x | {shape['shlex_mb_per_s']:.2f} MB/s |")
+    worst = r["limit"]
+    rows.append(f"| slowest shape at the {worst['bytes']:,}-byte jobPars limit ({worst['shape']}) "
+                f"| {worst['ms']:.0f} ms | {worst['floor_ms']:.1f} ms | {worst['ms'] / worst['floor_ms']:.1f}x | |")
+    return "\n".join(rows) + f"\n\nEach figure is the best of {r['repeat']} runs (`shlex.split`: one run).\n"
+
+
 def section() -> str:
     """The README's performance section, from the recorded results."""
-    pilot, replay = load("pilot_overhead"), load("replay_throughput")
+    pilot, replay, dispatcher, jobpars = (load(name) for name in BENCHES)
     return (f"On the 2-core development machine, shared with other work (hence the floors measured in the same "
-            f"run):\n\n{pilot_table(pilot)}\n{replay_table(replay)}")
+            f"run):\n\n{pilot_table(pilot)}\n{replay_table(replay)}\n{dispatcher_table(dispatcher)}\n"
+            f"{jobpars_table(jobpars)}")
 
 
 def render(text: str) -> str:
@@ -88,7 +116,7 @@ def record(name: str, data: dict[str, Any]) -> None:
     """Keep ``data`` as the latest results of ``name`` and rewrite the README section."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    if (RESULTS / "pilot_overhead.json").exists() and (RESULTS / "replay_throughput.json").exists():
+    if all((RESULTS / f"{bench}.json").exists() for bench in BENCHES):
         write_readme()
 
 
