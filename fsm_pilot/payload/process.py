@@ -323,6 +323,24 @@ def _no_orphans(payload: Payload, keep: Collection[int]) -> bool:
     return all(stat.pid == payload.pid or stat.pid in keep for stat in child_stats())
 
 
+def _exited_alone(payload: Payload, keep: Collection[int]) -> bool:
+    """The common end, proven without a /proc scan: the payload exited and left no process behind.
+
+    Under a subreaper pilot, a live process forked below the payload is a child
+    of the pilot or below one once the payload is gone (orphans come back to the
+    nearest subreaper), and a child stays listed, zombie or not, until this
+    thread reaps it: so the pilot's children being its own tools only proves the
+    tree empty. Rule 3 of fsm_pilot.payload.ownership (the mark) finds processes
+    reparented away from a pilot that is not a subreaper; this one gets them back.
+    Known members are checked one by one all the same (a read of their stat each).
+    """
+    if payload.popen.poll() is None or not is_subreaper():
+        return False
+    if any(is_alive(key) for key in payload.known):
+        return False
+    return all(stat.pid in keep for stat in child_stats())
+
+
 def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
@@ -338,6 +356,9 @@ def kill_tree(payload: Payload, grace: float, wakeup_fd: int | None = None, *,
     short; one already readable on entry is ignored since it cannot be told apart.
     """
     started = time.monotonic()
+    if _exited_alone(payload, keep):
+        _reap(payload, (), keep, started + _KILL_BUDGET)
+        return KillReport((), (), time.monotonic() - started, payload.popen.returncode)
     watch = wakeup_fd if wakeup_fd is not None and not _readable(wakeup_fd) else None
     members = _freeze(payload, keep, started + _FREEZE_BUDGET)
     live = [key for key, stat in members.items() if stat.state not in DEAD_STATES]
