@@ -28,7 +28,7 @@ from typing import Any
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason, exit_code
 from fsm_pilot.machine import INITIAL, TRANSITIONS, Edge, terminal_states
-from fsm_pilot.replay_shape import DECISION_SIGNATURES, MAX_EPOCH, REASON_FIELDS, shape_problem, show
+from fsm_pilot.replay_shape import MAX_EPOCH, REASON_FIELDS, shape_problem, show
 from fsm_pilot.timeline import Observer, Timeline, iso
 from fsm_pilot.translog import SCHEMA_VERSION
 
@@ -38,7 +38,7 @@ TERMINALS = terminal_states()
 EXIT_STATUS = {"legal": 0, "illegal": 1, "truncated": 3}
 
 _DECODE = json.JSONDecoder().decode
-_GUARD_PAIR = itemgetter("guard", "allowed")
+_GUARD_NAME = itemgetter("guard")
 _ALLOWED = itemgetter("allowed")
 #: The fields the rules and the timeline read, in one call (KeyError if one is missing).
 _FIELDS = itemgetter("v", "seq", "source", "event", "dest", "guards", "ok", "time", "mono", "pilot_id", "job_id",
@@ -98,8 +98,11 @@ def check_record(record: Mapping[str, Any], expected_seq: int, state: str) -> st
     why = _version_problem(record) or shape_problem(record) or _continuity_problem(record, expected_seq, state)
     if why is not None or not record["ok"]:
         return why  # a refused attempt leaves the state as it was
-    # the shape is checked: event and dest are str or None, each guard has a str name and a bool decision
-    key = (state, record["event"], record["dest"], *map(_GUARD_PAIR, record["guards"]))
+    # the shape is checked: event and dest are str or None, each guard has a str name and a bool decision.
+    # The key holds the decisions' ids: True and False are the only objects with theirs, so a key met again
+    # vouches for bools (a value would not: 1 == True and hash(1) == hash(True)).
+    guards = record["guards"]
+    key = (state, record["event"], record["dest"], *map(_GUARD_NAME, guards), *map(id, map(_ALLOWED, guards)))
     try:
         return _EDGE_VERDICTS[key]
     except KeyError:
@@ -326,12 +329,11 @@ class _Run:
         goes through :meth:`feed`, the full rules, which name what is wrong. A
         remembered key was built from a record that passed them, so a hit also
         vouches for the types of event, dest and the guard names (only a str
-        equals a str), and for a current state that is not terminal. It does not
-        for the guards' decisions (1 == True): a known signature of their types does.
+        equals a str; the decisions are keyed by id, see :func:`check_record`),
+        and for a current state that is not terminal.
         """
-        decode, fields, pair, verdicts, terminals, add = (_DECODE, _FIELDS, _GUARD_PAIR, _EDGE_VERDICTS, TERMINALS,
-                                                          self.timeline.take)
-        reason_fields, allowed, decisions, max_epoch = REASON_FIELDS, _ALLOWED, DECISION_SIGNATURES, MAX_EPOCH
+        decode, fields, verdicts, terminals, add = _DECODE, _FIELDS, _EDGE_VERDICTS, TERMINALS, self.timeline.take
+        reason_fields, name_of, allowed, max_epoch = REASON_FIELDS, _GUARD_NAME, _ALLOWED, MAX_EPOCH
         checker, line = self.checker, self.line
         state, seq_before, last, common_seen = checker.state, checker.seq, checker.last, False
         for raw in lines:
@@ -341,8 +343,8 @@ class _Run:
                 v, seq, source, event, dest, guards, ok, time, mono, pilot_id, job_id, reason, error = fields(record)
                 text, code, name, signal = reason_fields(reason)
                 if guards:
-                    common = (verdicts.get((state, event, dest, *map(pair, guards)), False) is None
-                              and (*map(type, map(allowed, guards)),) in decisions)
+                    common = verdicts.get((state, event, dest, *map(name_of, guards), *map(id, map(allowed, guards))),
+                                          False) is None
                 else:
                     common = verdicts.get((state, event, dest), False) is None
             except (ValueError, KeyError, TypeError, RecursionError):  # the full rules say which

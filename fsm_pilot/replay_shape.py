@@ -15,8 +15,8 @@ recorded; checking its types on every guard record would cost replay about 5%
 of its time (bench/replay_throughput.py).
 
 The full check (:func:`shape_problem`) names what is wrong; replay's common
-path vouches for the same with plain type comparisons and, for the
-decisions, :data:`DECISION_SIGNATURES`.
+path vouches for the same with plain type comparisons (and, for the guards,
+a key remembered from a record that passed this check).
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ REASON: tuple[tuple[str, tuple[type, ...]], ...] = (
 )
 #: A reason's values in :data:`REASON` order (KeyError if one is missing).
 REASON_FIELDS = itemgetter(*(name for name, _ in REASON))
-#: ``tuple(map(type, map(itemgetter("allowed"), guards)))`` of well-formed guards, up to 64 of them
-#: (a record has at most six; a longer list is left to the full check).
-DECISION_SIGNATURES = frozenset((bool,) * n for n in range(1, 65))
 
 
 def show(value: object, limit: int = 60) -> str:

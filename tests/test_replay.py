@@ -272,6 +272,8 @@ ODD = {
     "allowed 0.0 where a guard refused": (_guard(19, "max_jobs", 0.0),  # type: ignore[arg-type]
                                           "guard 3 of 3 ('max_jobs'): field 'allowed' is a number (0.0), "
                                           "expected a boolean"),
+    "72 guard decisions": (lambda records: records[4]["guards"].extend(deepcopy(records[4]["guards"]) * 23),
+                           None),
     "time not finite": (_set(9, time=float("inf")),
                         "field 'time' is inf, not a clock reading (0 to 253402300799 seconds)"),
 }
