@@ -21,7 +21,6 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from fsm_pilot.errors import PilotError
 from fsm_pilot.exitcodes import Reason, exit_code
 from fsm_pilot.machine import INITIAL, TRANSITIONS, Edge, terminal_states
+from fsm_pilot.replay_shape import MAX_EPOCH, REASON_FIELDS, shape_problem, show
 from fsm_pilot.timeline import Observer, Timeline, iso
 from fsm_pilot.translog import SCHEMA_VERSION
 
@@ -37,18 +37,12 @@ TERMINALS = terminal_states()
 #: What each verdict means to a shell (2 is bad usage / an unreadable file, decided by the CLI).
 EXIT_STATUS = {"legal": 0, "illegal": 1, "truncated": 3}
 
-_NONE = type(None)
 _DECODE = json.JSONDecoder().decode
-_SHAPE: tuple[tuple[str, tuple[type, ...]], ...] = (
-    ("time", (int, float)), ("mono", (int, float)), ("pilot_id", (str,)), ("event", (str,)), ("dest", (str, _NONE)),
-    ("job_id", (int, _NONE)), ("guards", (list,)), ("reason", (dict,)), ("ok", (bool,)), ("error", (str, _NONE)),
-)
+_GUARD_NAME = itemgetter("guard")
+_ALLOWED = itemgetter("allowed")
 #: The fields the rules and the timeline read, in one call (KeyError if one is missing).
 _FIELDS = itemgetter("v", "seq", "source", "event", "dest", "guards", "ok", "time", "mono", "pilot_id", "job_id",
                      "reason", "error")
-_GUARD_PAIR = itemgetter("guard", "allowed")
-_SHAPE_NAMES = tuple(name for name, _ in _SHAPE)
-_SHAPE_TYPES = tuple(types for _, types in _SHAPE)
 
 
 def _edges() -> dict[tuple[str, str], list[Edge]]:
@@ -66,7 +60,7 @@ def _edge_table() -> dict[tuple[str, str], list[Edge]]:
 
 def _guards_agree(record: Mapping[str, Any], candidates: list[Edge]) -> str | None:
     """The edge taken must be the first whose guards all allowed, per the recorded evidence."""
-    verdict = {g["guard"]: g["allowed"] for g in record.get("guards") or []}
+    verdict = {g["guard"]: g["allowed"] for g in record["guards"]}  # their shape is checked first
     for edge in candidates:
         if all(verdict.get(g) is True for g in edge.guards):
             if edge.dest != record["dest"]:
@@ -77,26 +71,20 @@ def _guards_agree(record: Mapping[str, Any], candidates: list[Edge]) -> str | No
     return "no declared edge matches the recorded guards"
 
 
-def _header_problem(record: Mapping[str, Any], expected_seq: int, state: str) -> str | None:
-    if record.get("v") != SCHEMA_VERSION:
-        return f"schema version {record.get('v')!r}, expected {SCHEMA_VERSION}"
-    if record.get("seq") != expected_seq:
-        return f"sequence number {record.get('seq')!r}, expected {expected_seq}"
-    if state in TERMINALS:
-        return f"a record after the terminal state {state}"
-    if record.get("source") != state:
-        return f"source {record.get('source')!r}, but the previous record ended in {state}"
+def _version_problem(record: Mapping[str, Any]) -> str | None:
+    version = record.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        return f"schema version {show(version)}, expected {SCHEMA_VERSION}"
     return None
 
 
-def _shape_problem(record: Mapping[str, Any]) -> str | None:
-    """A field missing or of the wrong type (the rules below would otherwise crash on it)."""
-    if not all(map(isinstance, map(record.get, _SHAPE_NAMES, repeat(...)), _SHAPE_TYPES)):  # fast, in C
-        name, types = next((n, t) for n, t in _SHAPE if not isinstance(record.get(n, ...), t))
-        return f"field {name!r} is missing or not {'/'.join(t.__name__ for t in types)}"
-    guards = record["guards"]
-    if guards and not all(isinstance(g, dict) and isinstance(g.get("guard"), str) for g in guards):
-        return "a guard decision without a guard name"
+def _continuity_problem(record: Mapping[str, Any], expected_seq: int, state: str) -> str | None:
+    if record["seq"] != expected_seq:
+        return f"sequence number {record['seq']}, expected {expected_seq}"
+    if state in TERMINALS:
+        return f"a record after the terminal state {state}"
+    if record["source"] != state:
+        return f"source {show(record['source'])}, but the previous record ended in {state}"
     return None
 
 
@@ -107,16 +95,18 @@ _EDGE_VERDICTS_MAX = 4096
 
 def check_record(record: Mapping[str, Any], expected_seq: int, state: str) -> str | None:
     """Why ``record`` is illegal after ``state``, or None."""
-    why = _header_problem(record, expected_seq, state) or _shape_problem(record)
-    if why is not None or not record.get("ok"):
+    why = _version_problem(record) or shape_problem(record) or _continuity_problem(record, expected_seq, state)
+    if why is not None or not record["ok"]:
         return why  # a refused attempt leaves the state as it was
-    key = (state, record["event"], record.get("dest"), *[(g["guard"], g.get("allowed")) for g in record["guards"]])
+    # the shape is checked: event and dest are str or None, each guard has a str name and a bool decision.
+    # The key holds the decisions' ids: True and False are the only objects with theirs, so a key met again
+    # vouches for bools (a value would not: 1 == True and hash(1) == hash(True)).
+    guards = record["guards"]
+    key = (state, record["event"], record["dest"], *map(_GUARD_NAME, guards), *map(id, map(_ALLOWED, guards)))
     try:
         return _EDGE_VERDICTS[key]
     except KeyError:
         verdict = _edge_problem(record, state)
-    except TypeError:  # evidence that cannot be a key (a list where a bool belongs): judged, not kept
-        return _edge_problem(record, state)
     if len(_EDGE_VERDICTS) < _EDGE_VERDICTS_MAX:
         _EDGE_VERDICTS[key] = verdict
     return verdict
@@ -126,9 +116,9 @@ def _edge_problem(record: Mapping[str, Any], state: str) -> str | None:
     """The edge taken must be declared from ``state`` and agree with the recorded guard evidence."""
     candidates = _edge_table().get((record["event"], state))
     if not candidates:
-        return f"event {record['event']!r} is not declared from {state}"
-    if record.get("dest") not in {e.dest for e in candidates}:
-        return f"{record['event']} from {state} to {record.get('dest')!r} is not declared"
+        return f"event {show(record['event'])} is not declared from {state}"
+    if record["dest"] not in {e.dest for e in candidates}:
+        return f"{record['event']} from {state} to {show(record['dest'])} is not declared"
     return _guards_agree(record, candidates)
 
 
@@ -145,10 +135,10 @@ def _terminal_problem(record: Mapping[str, Any]) -> str | None:
     try:
         reason_of(record)
     except ValueError:
-        return f"reason error {record['reason'].get('error')!r} is not a PanDA error code: no exit code follows"
-    signal = record["reason"].get("signal")
-    if record["dest"] == "ABORTED" and not (signal is None or isinstance(signal, int)):
-        return f"reason signal {signal!r} is not a signal number"
+        return f"reason error {show(record['reason']['error'])} is not a PanDA error code: no exit code follows"
+    signal = record["reason"]["signal"]
+    if record["dest"] == "ABORTED" and signal is not None and not 0 < signal < 128:
+        return f"reason signal {show(signal)} is not a signal number (1 to 127): no exit code follows"
     return None
 
 
@@ -219,9 +209,9 @@ def upgrade(record: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if type(version) is int and version == SCHEMA_VERSION:  # the common case, first
         return record, version
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise SchemaError(f"schema version {version!r} is not a version number")
+        raise SchemaError(f"schema version {show(version)} is not a version number")
     if version > SCHEMA_VERSION:
-        raise SchemaError(f"schema version {version} is newer than this fsm-pilot reads ({SCHEMA_VERSION}): "
+        raise SchemaError(f"schema version {show(version)} is newer than this fsm-pilot reads ({SCHEMA_VERSION}): "
                           "replay it with the fsm-pilot that wrote it")
     written = version
     while version < SCHEMA_VERSION:
@@ -294,16 +284,19 @@ class _Run:
                                last["time"] if last is not None else None, partial)
 
     def _decode(self, raw: bytes) -> dict[str, Any] | None:
+        deep = ""
         try:
             record = _DECODE(raw.decode())
         except ValueError:  # UnicodeDecodeError too
             record = None
+        except RecursionError:
+            record, deep = None, " (nested deeper than the decoder goes)"
         if isinstance(record, dict):
             return record
         if not raw.endswith(b"\n"):  # only the last line can lack its newline: a write cut short
             self._stop("truncated", f"line {self.line} is cut short ({len(raw)} bytes)", self.checker.seq, True)
         else:
-            self._stop("illegal", f"line {self.line} is not a JSON object", None)
+            self._stop("illegal", f"line {self.line} is not a JSON object{deep}", None)
         return None
 
     def feed(self, raw: bytes) -> bool:
@@ -332,15 +325,15 @@ class _Run:
 
         The common record (current schema, next seq, from the current state, an
         edge whose verdict is remembered as legal, fields of the usual types,
-        not terminal) is judged here with plain comparisons on locals; any
-        other goes through :meth:`feed`, the full rules, which name what is wrong.
-        A remembered key was built from a record that passed them, so a hit also
+        not terminal) is judged here with plain comparisons on locals; any other
+        goes through :meth:`feed`, the full rules, which name what is wrong. A
+        remembered key was built from a record that passed them, so a hit also
         vouches for the types of event, dest and the guard names (only a str
-        equals a str), and for a current state that is not terminal (the rules
-        stop at a terminal state before an edge is judged).
+        equals a str; the decisions are keyed by id, see :func:`check_record`),
+        and for a current state that is not terminal.
         """
-        decode, fields, pair, verdicts, terminals, add = (_DECODE, _FIELDS, _GUARD_PAIR, _EDGE_VERDICTS, TERMINALS,
-                                                          self.timeline.take)
+        decode, fields, verdicts, terminals, add = _DECODE, _FIELDS, _EDGE_VERDICTS, TERMINALS, self.timeline.take
+        reason_fields, name_of, allowed, max_epoch = REASON_FIELDS, _GUARD_NAME, _ALLOWED, MAX_EPOCH
         checker, line = self.checker, self.line
         state, seq_before, last, common_seen = checker.state, checker.seq, checker.last, False
         for raw in lines:
@@ -348,15 +341,21 @@ class _Run:
             try:
                 record = decode(raw.decode())
                 v, seq, source, event, dest, guards, ok, time, mono, pilot_id, job_id, reason, error = fields(record)
-                common = verdicts.get((state, event, dest, *map(pair, guards)) if guards else (state, event, dest),
-                                      False) is None
-            except (ValueError, KeyError, TypeError):  # the full rules say which
+                text, code, name, signal = reason_fields(reason)
+                if guards:
+                    common = verdicts.get((state, event, dest, *map(name_of, guards), *map(id, map(allowed, guards))),
+                                          False) is None
+                else:
+                    common = verdicts.get((state, event, dest), False) is None
+            except (ValueError, KeyError, TypeError, RecursionError):  # the full rules say which
                 common = False
             if (common and source == state and seq == seq_before + 1 and type(seq) is int and ok is True
                     and v == SCHEMA_VERSION and type(v) is int and dest not in terminals
-                    and type(guards) is list and type(pilot_id) is str and type(reason) is dict
-                    and type(time) is type(mono) is float
-                    and (job_id is None or type(job_id) is int) and (error is None or type(error) is str)):
+                    and type(guards) is list and type(pilot_id) is str
+                    and type(time) is type(mono) is float and 0.0 <= time <= max_epoch and 0.0 <= mono <= max_epoch
+                    and (job_id is None or type(job_id) is int) and (error is None or type(error) is str)
+                    and type(text) is str and (code is None or type(code) is int)
+                    and (name is None or type(name) is str) and (signal is None or type(signal) is int)):
                 state, seq_before, last, common_seen = dest, seq, record, True
                 add(record, mono, event, dest, seq)
                 continue

@@ -14,6 +14,7 @@ Also runnable as ``python -m fsm_pilot.replay_cli LOG``.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -271,6 +272,8 @@ def main_replay(ns: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"fsm-pilot replay: cannot read {ns.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a log may hold any JSON string, lone surrogates too
+        sys.stdout.reconfigure(errors="backslashreplace")
     renderer = _renderer(fmt)(sys.stdout, str(path))
     try:
         renderer.begin()

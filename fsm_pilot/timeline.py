@@ -27,8 +27,16 @@ _TERMINALS = terminal_states()
 
 
 def iso(epoch: float) -> str:
-    """An epoch time as ISO 8601 UTC with milliseconds (what operators paste into a ticket)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    """An epoch time as ISO 8601 UTC with milliseconds (what operators paste into a ticket).
+
+    Replay checks each record's clocks, but a time derived from two of them (a
+    job's start: the first wall time plus monotonic seconds since) can still be
+    past what a date can show in a corrupt log: it is then shown as a number.
+    """
+    try:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch!r} (not a date)"
 
 
 def by_machine_order(seconds: Mapping[str, float]) -> dict[str, float]:

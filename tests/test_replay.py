@@ -93,7 +93,7 @@ BROKEN = {
     "terminal reason without an exit code": (_reason_error(19, 99999), 20, 20, "99999 is not a PanDA error code"),
     "a record after the terminal state": (_after_terminal, 21, 21, "a record after the terminal state EXIT"),
     "field missing": (_remove_field(4, "time"), 5, 5, "field 'time' is missing"),
-    "field of the wrong type": (_set(4, ok="yes"), 5, 5, "field 'ok' is missing or not bool"),
+    "field of the wrong type": (_set(4, ok="yes"), 5, 5, "field 'ok' is a string ('yes'), expected a boolean"),
 }
 
 
@@ -248,22 +248,34 @@ def test_edge_verdicts_are_the_same_when_remembered() -> None:
     assert first is not None and check_record(flipped, seq, state) == first
     assert check_record(record, seq, state) is None
     odd = deepcopy(record)
-    odd["guards"][0]["allowed"] = ["not", "hashable"]  # cannot be a key: judged without being remembered
-    assert check_record(odd, seq, state) is None  # not a refusal, and max_jobs refused: the loop still ends
+    odd["guards"][0]["allowed"] = ["not", "hashable"]  # not a decision: malformed before any edge is judged
+    assert check_record(odd, seq, state) == (
+        "guard 1 of 3 ('black_hole'): field 'allowed' is an array (['not', 'hashable']), expected a boolean")
 
 
 # Records the full rules accept or name, each odd in a way the common path does not vouch for.
 ODD = {
     "time an integer": (_set(4, time=1767225600), None),
     "mono an integer": (_set(6, mono=1000), None),
-    "job_id true": (_set(6, job_id=True), None),
-    "seq a float": (_set(5, seq=6.0), None),
-    "error a number": (_set(5, error=5), "field 'error' is missing or not str/NoneType"),
-    "guards an object": (_set(6, guards={}), "field 'guards' is missing or not list"),
+    "job_id true": (_set(6, job_id=True), "field 'job_id' is a boolean (True), expected an integer or null"),
+    "seq a float": (_set(5, seq=6.0), "field 'seq' is a number (6.0), expected an integer"),
+    "error a number": (_set(5, error=5), "field 'error' is an integer (5), expected a string or null"),
+    "guards an object": (_set(6, guards={}), "field 'guards' is an object ({}), expected an array"),
     "a guard without its name": (lambda records: records[4]["guards"][0].pop("guard"),
-                                 "a guard decision without a guard name"),
-    "reason a list": (_set(7, reason=[]), "field 'reason' is missing or not dict"),
-    "source missing": (_remove_field(8, "source"), "source None, but the previous record ended in RUNNING"),
+                                 "guard 1 of 3: field 'guard' is missing"),
+    "reason a list": (_set(7, reason=[]), "field 'reason' is an array ([]), expected an object"),
+    "source missing": (_remove_field(8, "source"), "field 'source' is missing"),
+    # True == 1 and hash(True) == hash(1): a remembered (guard, True) must not vouch for (guard, 1)
+    "allowed 1 on a remembered edge": (_guard(14, "black_hole", 1),  # type: ignore[arg-type]
+                                       "guard 1 of 6 ('black_hole'): field 'allowed' is an integer (1), "
+                                       "expected a boolean"),
+    "allowed 0.0 where a guard refused": (_guard(19, "max_jobs", 0.0),  # type: ignore[arg-type]
+                                          "guard 3 of 3 ('max_jobs'): field 'allowed' is a number (0.0), "
+                                          "expected a boolean"),
+    "72 guard decisions": (lambda records: records[4]["guards"].extend(deepcopy(records[4]["guards"]) * 23),
+                           None),
+    "time not finite": (_set(9, time=float("inf")),
+                        "field 'time' is inf, not a clock reading (0 to 253402300799 seconds)"),
 }
 
 
