@@ -332,6 +332,9 @@ def _exited_alone(payload: Payload, keep: Collection[int]) -> bool:
     thread reaps it: so the pilot's children being its own tools only proves the
     tree empty. Rule 3 of fsm_pilot.payload.ownership (the mark) finds processes
     reparented away from a pilot that is not a subreaper; this one gets them back.
+    Not proven here: a process a daemon outside the tree (atd, for one) starts with
+    the payload's environment. The mark finds it when a payload is stopped, not
+    after a clean exit, whose scan cost 0.6 ms a job with 70 processes on the node.
     Known members are checked one by one all the same (a read of their stat each).
     """
     if payload.popen.poll() is None or not is_subreaper():
