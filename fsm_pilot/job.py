@@ -11,27 +11,32 @@ directory and arguments of copy tools.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Optional
 
 from fsm_pilot.errors import PilotError, PilotFailure
+from fsm_pilot.jobtext import (
+    CONTROL,
+    INTEGER,
+    as_text,
+    check_text,
+    encodable,
+    fail,
+    flag,
+    no_control,
+    normalize,
+    opt_int,
+    required,
+    show,
+    to_int,
+)
 
-#: PanDA stores pilotErrorDiag in a 500 character column.
-MAX_DIAG_CHARS = 500
 #: Longest file name most file systems (and Rucio) accept, in bytes.
 MAX_LFN_BYTES = 255
 
-_SHOWN_NAME_CHARS = 100
-_NONE_SPELLINGS = frozenset({"", "NULL", "None"})
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}(?:\.0*)?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HEX = re.compile(r"[0-9a-f]+")
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
-
 Role = Literal["input", "output", "log"]
 ChecksumKind = Literal["adler32", "md5"]
 
@@ -49,20 +54,6 @@ Column = list[Optional[str]]
 Row = dict[str, Optional[str]]
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _fail(error: PilotError, diag: str) -> PilotFailure:
-    """Build a failure whose diag fits PanDA's pilotErrorDiag column."""
-    return PilotFailure(error, _clip(diag, MAX_DIAG_CHARS))
-
-
-def _show(value: str) -> str:
-    """Quote an untrusted value for a diag: repr() escapes control characters."""
-    return _clip(repr(value), _SHOWN_NAME_CHARS)
-
-
 @dataclasses.dataclass(frozen=True)
 class Checksum:
     """A file checksum in the form PanDA and Rucio compare: lowercase hex, fixed width."""
@@ -73,7 +64,7 @@ class Checksum:
     def __post_init__(self) -> None:
         digits = _CHECKSUM_DIGITS.get(self.kind)
         if digits is None or len(self.value) != digits or not _HEX.fullmatch(self.value):
-            raise _fail(PilotError.UNKNOWNCHECKSUMTYPE, f"invalid {self.kind} checksum {_show(self.value)}")
+            raise fail(PilotError.UNKNOWNCHECKSUMTYPE, f"invalid {self.kind} checksum {show(self.value)}")
 
     @classmethod
     def parse(cls, text: str) -> Checksum:
@@ -85,9 +76,9 @@ class Checksum:
         if kind == "adler32" and colon and digits:
             digits = digits.zfill(8)  # servers drop leading zeros of adler32
         if kind is None or len(digits) != _CHECKSUM_DIGITS[kind] or not _HEX.fullmatch(digits):
-            raise _fail(
+            raise fail(
                 PilotError.UNKNOWNCHECKSUMTYPE,
-                f"unrecognised checksum {_show(text)} (expected ad:<8 hex> or md:<32 hex>)",
+                f"unrecognised checksum {show(text)} (expected ad:<8 hex> or md:<32 hex>)",
             )
         return cls(kind=kind, value=digits)
 
@@ -150,92 +141,16 @@ class Job:
         return JobIdentity(panda_id=self.panda_id, attempt_nr=self.attempt_nr, log=self.log)
 
 
-def _as_text(value: object) -> str | None:
-    """Render a raw value as stripped text, or None for any spelling of "none"."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int):  # bool too
-        text = str(value)
-    elif isinstance(value, float):
-        text = str(int(value)) if value.is_integer() else repr(value)
-    else:
-        text = json.dumps(value, separators=(",", ":"), default=str)
-    return None if text in _NONE_SPELLINGS else text
-
-
-def _normalize(fields: Mapping[str, object]) -> dict[str, str]:
-    """Drop none-valued fields so "absent" has exactly one representation."""
-    normalized: dict[str, str] = {}
-    for key, value in fields.items():
-        text = _as_text(value)
-        if text is not None:
-            normalized[str(key)] = text
-    return normalized
-
-
-def _to_int(text: str, name: str, minimum: int = 0) -> int:
-    if not _INTEGER.fullmatch(text):
-        raise _fail(PilotError.CONVERSIONFAILURE, f"{name}={_show(text)} is not an integer")
-    number = int(text.partition(".")[0])
-    if number < minimum:
-        raise _fail(PilotError.CONVERSIONFAILURE, f"{name}={number} is below the minimum {minimum}")
-    return number
-
-
-def _opt_int(fields: Mapping[str, str], key: str) -> int | None:
-    text = fields.get(key)
-    return None if text is None else _to_int(text, key)
-
-
-def _flag(fields: Mapping[str, str], key: str, default: bool) -> bool:
-    text = fields.get(key)
-    if text is None:
-        return default
-    if text.lower() not in _TRUE | _FALSE:
-        raise _fail(PilotError.CONVERSIONFAILURE, f"{key}={_show(text)} is not a boolean")
-    return text.lower() in _TRUE
-
-
-def _encodable(text: str) -> bool:
-    """False for lone surrogates, which JSON escapes can smuggle into a str."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_text(fields: Mapping[str, str]) -> None:
-    for key, value in fields.items():
-        if not (_encodable(key) and _encodable(value)):
-            raise _fail(PilotError.CONVERSIONFAILURE, f"field {_show(key)} is not valid Unicode text")
-
-
-def _no_control(text: str, key: str) -> str:
-    if _CONTROL.search(text):
-        raise _fail(PilotError.CONVERSIONFAILURE, f"{key}={_show(text)} contains a control character")
-    return text
-
-
-def _required(fields: Mapping[str, str], key: str, error: PilotError) -> str:
-    text = fields.get(key)
-    if text is None:
-        raise _fail(error, f"job definition has no {key}")
-    return text
-
-
 def _panda_id(fields: Mapping[str, str]) -> int:
-    return _to_int(_required(fields, "PandaID", PilotError.CONVERSIONFAILURE), "PandaID", minimum=1)
+    return to_int(required(fields, "PandaID", PilotError.CONVERSIONFAILURE), "PandaID", minimum=1)
 
 
 _NAME_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (lambda name: name in {"", ".", ".."}, "is empty, '.' or '..'"),
     (lambda name: "/" in name or "\\" in name, "contains a path separator"),
-    (lambda name: _CONTROL.search(name) is not None, "contains a control character"),
+    (lambda name: CONTROL.search(name) is not None, "contains a control character"),
     (lambda name: name.startswith("-"), "starts with '-' and would be read as an option"),
-    (lambda name: not _encodable(name), "is not valid Unicode text"),
+    (lambda name: not encodable(name), "is not valid Unicode text"),
 )
 
 
@@ -254,7 +169,7 @@ def _check_lfn(name: str, role: str) -> str:
     problem = _name_problem(name)
     if problem is not None:
         error, reason = problem
-        raise _fail(error, f"{role} file name {_show(name)} {reason}")
+        raise fail(error, f"{role} file name {show(name)} {reason}")
     return name
 
 
@@ -263,7 +178,7 @@ def _check_names(names: Sequence[str], role: str, key: str) -> None:
     for name in names:
         _check_lfn(name, role)
         if name in seen:
-            raise _fail(PilotError.BADOUTPUTFILENAME, f"{key} lists file {_show(name)} twice")
+            raise fail(PilotError.BADOUTPUTFILENAME, f"{key} lists file {show(name)} twice")
         seen.add(name)
 
 
@@ -274,14 +189,14 @@ def _fallback_log_name(panda_id: int) -> str:
 def _names(fields: Mapping[str, str], key: str) -> list[str]:
     """File names of a list; none-spelled entries become "" so the name check rejects them."""
     text = fields.get(key)
-    return [] if text is None else [_as_text(item) or "" for item in text.split(",")]
+    return [] if text is None else [as_text(item) or "" for item in text.split(",")]
 
 
 def _split(text: str | None) -> Column | None:
     """Entries of an attribute list; None when absent or when every entry spells none."""
     if text is None:
         return None
-    items = [_as_text(item) for item in text.split(",")]
+    items = [as_text(item) for item in text.split(",")]
     return items if any(item is not None for item in items) else None
 
 
@@ -296,7 +211,7 @@ def _column(fields: Mapping[str, str], key: str, owner: str, count: int, log_at:
         return [*items[:log_at], None, *items[log_at:]]
     without_log = "" if log_at is None else f" ({count - 1} without the log)"
     diag = f"{key} has {len(items)} entries but {owner} has {count}{without_log}"
-    raise _fail(PilotError.NOTSAMELENGTH, diag)
+    raise fail(PilotError.NOTSAMELENGTH, diag)
 
 
 def _rows(columns: Mapping[str, Column], count: int) -> list[Row]:
@@ -309,7 +224,7 @@ def _checksum_of(text: str | None, lfn: str) -> Checksum | None:
     try:
         return Checksum.parse(text)
     except PilotFailure as exc:
-        raise _fail(exc.error, f"checksum of {_show(lfn)}: {exc.diag}") from exc
+        raise fail(exc.error, f"checksum of {show(lfn)}: {exc.diag}") from exc
 
 
 def _input_spec(lfn: str, row: Row) -> FileSpec:
@@ -319,7 +234,7 @@ def _input_spec(lfn: str, row: Row) -> FileSpec:
         role="input",
         scope=row["scopeIn"],
         guid=row["GUID"],
-        fsize=None if size is None else _to_int(size, f"fsize of {_show(lfn)}"),
+        fsize=None if size is None else to_int(size, f"fsize of {show(lfn)}"),
         checksum=_checksum_of(row["checksum"], lfn),
         dataset=row["realDatasetsIn"],
         ddm_endpoint=row["ddmEndPointIn"],
@@ -372,46 +287,46 @@ def job_identity(fields: Mapping[str, object]) -> JobIdentity:
     integer is reported as it is; anything else is not reported at all, and
     ``attempt_problem`` says why.
     """
-    normalized = _normalize(fields)
+    normalized = normalize(fields)
     panda_id = _panda_id(normalized)
     name = normalized.get("logFile")
     if name is None or _name_problem(name) is not None:
         name = _fallback_log_name(panda_id)
     log = FileSpec(lfn=name, role="log", guid=normalized.get("logGUID"), scope=normalized.get("scopeLog"))
     text = normalized.get("attemptNr", "0")
-    if _INTEGER.fullmatch(text):
+    if INTEGER.fullmatch(text):
         return JobIdentity(panda_id=panda_id, attempt_nr=int(text.partition(".")[0]), log=log)
-    problem = f"attemptNr={_show(text)} is not an integer"
+    problem = f"attemptNr={show(text)} is not an integer"
     return JobIdentity(panda_id=panda_id, attempt_nr=None, log=log, attempt_problem=problem)
 
 
 def parse_job(fields: Mapping[str, object]) -> Job:
     """Validate a raw job definition; raise PilotFailure naming the first bad field."""
-    normalized = _normalize(fields)
+    normalized = normalize(fields)
     panda_id = _panda_id(normalized)
-    _check_text(normalized)
+    check_text(normalized)
     log_file = normalized.get("logFile")
     log_name = _fallback_log_name(panda_id) if log_file is None else _check_lfn(log_file, "log")
     outputs, log = _parse_outputs(normalized, log_name)
     return Job(
         panda_id=panda_id,
-        attempt_nr=_opt_int(normalized, "attemptNr") or 0,
-        job_name=_no_control(normalized.get("jobName", ""), "jobName"),
-        task_id=_opt_int(normalized, "taskID"),
-        jobset_id=_opt_int(normalized, "jobsetID"),
-        job_definition_id=_opt_int(normalized, "jobDefinitionID"),
+        attempt_nr=opt_int(normalized, "attemptNr") or 0,
+        job_name=no_control(normalized.get("jobName", ""), "jobName"),
+        task_id=opt_int(normalized, "taskID"),
+        jobset_id=opt_int(normalized, "jobsetID"),
+        job_definition_id=opt_int(normalized, "jobDefinitionID"),
         prod_source_label=normalized.get("prodSourceLabel"),
-        transformation=_no_control(
-            _required(normalized, "transformation", PilotError.TRANSFORMNOTFOUND), "transformation"
+        transformation=no_control(
+            required(normalized, "transformation", PilotError.TRANSFORMNOTFOUND), "transformation"
         ),
         job_pars=normalized.get("jobPars", ""),
-        core_count=_opt_int(normalized, "coreCount") or 1,
-        max_cpu_count=_opt_int(normalized, "maxCpuCount") or 0,
-        max_disk_count=_opt_int(normalized, "maxDiskCount") or 0,
-        min_ram_count=_opt_int(normalized, "minRamCount") or 0,
-        max_walltime=_opt_int(normalized, "maxWalltime"),
-        looping_check=_flag(normalized, "loopingCheck", default=True),
-        debug=_flag(normalized, "debug", default=False),
+        core_count=opt_int(normalized, "coreCount") or 1,
+        max_cpu_count=opt_int(normalized, "maxCpuCount") or 0,
+        max_disk_count=opt_int(normalized, "maxDiskCount") or 0,
+        min_ram_count=opt_int(normalized, "minRamCount") or 0,
+        max_walltime=opt_int(normalized, "maxWalltime"),
+        looping_check=flag(normalized, "loopingCheck", default=True),
+        debug=flag(normalized, "debug", default=False),
         inputs=_parse_inputs(normalized),
         outputs=outputs,
         log=log,

@@ -16,7 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 from fsm_pilot.errors import PilotError, PilotFailure
-from fsm_pilot.job import MAX_DIAG_CHARS
+from fsm_pilot.jobtext import MAX_DIAG_CHARS
 
 #: Job definitions are a few kB; anything this large is not one and is not read.
 MAX_JOB_FILE_BYTES = 16 * 1024 * 1024
